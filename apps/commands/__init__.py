@@ -1,0 +1,12 @@
+"""One module per ``edgeps`` subcommand.
+
+Each module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
+The CLI imports a command's module only when that command runs, so ``edgeps --help`` never
+pulls in torch or a backend.
+"""
+
+# (subcommand name, module under edgeps.apps.commands, one-line help)
+COMMANDS: list[tuple[str, str, str]] = [
+    ("eval-coco", "eval_coco", "PQ/SQ/RQ of COCO-panoptic predictions against ground truth"),
+    ("bench-postprocess", "bench_postprocess", "time the post-processing on synthetic heads"),
+]

@@ -1,0 +1,1 @@
+"""calibration layer of edgeps (filled in by later issues)."""

@@ -1,0 +1,172 @@
+"""Category sets: id, name, isthing, colour, and the mapping to contiguous train ids.
+
+One ``Categories`` object is passed around everywhere (data, model heads, post-processing,
+metrics, manifests), so the definition of which classes are things lives in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from edgeps.errors import CategoryError, DataNotFoundError, FormatError
+
+
+@dataclass(frozen=True)
+class Category:
+    id: int
+    name: str
+    isthing: bool
+    color: tuple[int, int, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "isthing": int(self.isthing), "color": list(self.color)}
+
+
+def _parse_category(raw: Any, where: str) -> Category:
+    if not isinstance(raw, Mapping):
+        raise CategoryError(f"{where}: expected a mapping with id, name, isthing, color; got {type(raw).__name__}")
+    for key in ("id", "name", "isthing"):
+        if key not in raw:
+            raise CategoryError(f"{where}: missing field '{key}'")
+    cid = raw["id"]
+    if isinstance(cid, bool) or not isinstance(cid, (int, np.integer)) or cid < 0:
+        raise CategoryError(f"{where}: field 'id' must be a non-negative integer, got {cid!r}")
+    name = raw["name"]
+    if not isinstance(name, str) or not name:
+        raise CategoryError(f"{where}: field 'name' must be a non-empty string, got {name!r}")
+    isthing = raw["isthing"]
+    if isinstance(isthing, bool):
+        thing = isthing
+    elif isinstance(isthing, (int, np.integer)) and isthing in (0, 1):
+        thing = bool(isthing)
+    else:
+        raise CategoryError(f"{where}: field 'isthing' must be 0/1 or true/false, got {isthing!r}")
+    color = raw.get("color")
+    if color is None:
+        color = _default_color(int(cid))
+    if (
+        not isinstance(color, Sequence)
+        or isinstance(color, str)
+        or len(color) != 3
+        or not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c <= 255 for c in color)
+    ):
+        raise CategoryError(f"{where}: field 'color' must be three integers 0..255 (R, G, B), got {color!r}")
+    return Category(int(cid), name, thing, (int(color[0]), int(color[1]), int(color[2])))
+
+
+def _default_color(cid: int) -> tuple[int, int, int]:
+    rng = np.random.default_rng(cid * 7919 + 13)
+    r, g, b = (int(v) for v in rng.integers(40, 256, size=3))
+    return (r, g, b)
+
+
+@dataclass(frozen=True)
+class Categories:
+    """An ordered, validated set of categories.
+
+    The order is the train-id order: ``train_id`` i is ``categories[i]``. Colours are RGB.
+    """
+
+    items: tuple[Category, ...]
+    _by_id: dict[int, Category] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.items:
+            raise CategoryError("a category set needs at least one category")
+        by_id: dict[int, Category] = {}
+        names: set[str] = set()
+        for cat in self.items:
+            if cat.id in by_id:
+                raise CategoryError(f"duplicate category id {cat.id} ('{by_id[cat.id].name}' and '{cat.name}')")
+            if cat.name in names:
+                raise CategoryError(f"duplicate category name '{cat.name}'")
+            by_id[cat.id] = cat
+            names.add(cat.name)
+        object.__setattr__(self, "_by_id", by_id)
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_list(cls, raw: Iterable[Any], where: str = "categories") -> Categories:
+        if isinstance(raw, (str, bytes)) or not isinstance(raw, Iterable):
+            raise CategoryError(f"{where}: expected a list of categories, got {type(raw).__name__}")
+        return cls(tuple(_parse_category(item, f"{where}[{i}]") for i, item in enumerate(raw)))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Categories:
+        """Read categories from YAML (a list, or a mapping with a ``categories`` key) or COCO JSON."""
+        path = Path(path)
+        if not path.is_file():
+            raise DataNotFoundError(f"category file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+        try:
+            raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise FormatError(f"{path}: cannot parse: {exc}") from exc
+        if isinstance(raw, Mapping):
+            if "categories" not in raw:
+                raise CategoryError(f"{path}: expected a list or a mapping with 'categories'")
+            raw = raw["categories"]
+        return cls.from_list(raw, where=str(path))
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [c.to_dict() for c in self.items]
+
+    def to_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump({"categories": self.to_list()}, sort_keys=False), encoding="utf-8")
+
+    # -- queries ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Category]:
+        return iter(self.items)
+
+    def __contains__(self, cid: object) -> bool:
+        return cid in self._by_id
+
+    def __getitem__(self, cid: int) -> Category:
+        try:
+            return self._by_id[int(cid)]
+        except KeyError:
+            raise CategoryError(f"unknown category id {cid}") from None
+
+    @property
+    def ids(self) -> list[int]:
+        return [c.id for c in self.items]
+
+    @property
+    def thing_ids(self) -> list[int]:
+        return [c.id for c in self.items if c.isthing]
+
+    @property
+    def stuff_ids(self) -> list[int]:
+        return [c.id for c in self.items if not c.isthing]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.items]
+
+    def with_train_ids(self) -> Categories:
+        """The same classes renumbered 0..N-1 in order (the ids a network predicts)."""
+        return Categories(tuple(Category(i, c.name, c.isthing, c.color) for i, c in enumerate(self.items)))
+
+    def id_to_train_id(self, ignore: int = 255) -> np.ndarray:
+        """A lookup table: ``lut[category_id] = train_id`` (``ignore`` for ids not in the set)."""
+        lut = np.full(max(self.ids) + 1, ignore, dtype=np.int32)
+        for i, c in enumerate(self.items):
+            lut[c.id] = i
+        return lut
+
+    def color_table(self) -> np.ndarray:
+        """(max_id + 1, 3) uint8 RGB colours indexed by category id."""
+        table = np.zeros((max(self.ids) + 1, 3), dtype=np.uint8)
+        for c in self.items:
+            table[c.id] = c.color
+        return table

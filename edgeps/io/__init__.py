@@ -1,0 +1,1 @@
+"""Reading and writing panoptic data formats (COCO panoptic, Cityscapes panoptic)."""

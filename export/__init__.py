@@ -1,0 +1,1 @@
+"""export layer of edgeps (filled in by later issues)."""

@@ -1,0 +1,1 @@
+"""runtimes layer of edgeps (filled in by later issues)."""
