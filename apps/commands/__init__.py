@@ -9,4 +9,5 @@ pulls in torch or a backend.
 COMMANDS: list[tuple[str, str, str]] = [
     ("eval-coco", "eval_coco", "PQ/SQ/RQ of COCO-panoptic predictions against ground truth"),
     ("bench-postprocess", "bench_postprocess", "time the post-processing on synthetic heads"),
+    ("demo", "demo", "post-processing + PQ demonstration on synthetic data (no download)"),
 ]

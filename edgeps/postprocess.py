@@ -1,0 +1,477 @@
+"""Bottom-up panoptic post-processing (Panoptic-DeepLab, Cheng et al. 2020), vectorized.
+
+Four pure functions, in the order a frame goes through them:
+
+1. :func:`find_instance_centers`: threshold + max-pool NMS + top-k on the center heatmap.
+2. :func:`group_pixels`: every thing pixel joins the center nearest to where its offset votes.
+3. :func:`merge_semantic_and_instance`: majority class per instance, stuff area filter, fusion.
+4. :func:`panoptic_from_heads`: the one entry point, with input validation.
+
+Tie rules (the reference leaves them to torch): equal distances go to the center that comes
+first in row-major order; a tied majority vote goes to the smallest class id.
+
+Speed: the nearest-center step never builds a K x H x W distance array. The plane around the
+voted positions is cut into square cells; for each cell only the centers that can be nearest
+to some point of the cell survive (a center whose closest possible distance to the cell is
+larger than another center's farthest possible distance cannot win anywhere in it). Each pixel
+then compares exact float64 distances against its cell's few candidates, which keeps the
+result identical to a brute-force search, ties included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from edgeps import LABEL_DIVISOR, VOID_LABEL
+from edgeps.errors import InputShapeError
+
+# Cap on (occupied cells x centers) in the exact nearest-center search (bounds memory).
+_MAX_CELL_CENTER_PAIRS = 1 << 21
+_BRUTE_FORCE_PAIRS = 1 << 17
+_CHUNK = 1 << 16  # points per chunk in the exact-distance step
+
+
+@dataclass
+class PanopticPrediction:
+    """A panoptic map plus what consumers want besides it.
+
+    ``panoptic``: (H, W) int32 ids. ``scores``: panoptic id -> score (instances: mean semantic
+    probability x center score; stuff: mean semantic probability); empty when no semantic
+    probability was given. ``centers``: (K, 2) int (y, x) kept centers, ``center_scores``: (K,).
+    """
+
+    panoptic: np.ndarray
+    scores: dict[int, float] = field(default_factory=dict)
+    centers: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    center_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. centers
+# ---------------------------------------------------------------------------------------------
+def find_instance_centers(
+    center_heatmap: np.ndarray, threshold: float = 0.1, nms_kernel: int = 7, top_k: int | None = 200
+) -> tuple[np.ndarray, np.ndarray]:
+    """Peaks of the center heatmap.
+
+    Args:
+        center_heatmap: (H, W) float heatmap.
+    Returns:
+        centers (K, 2) int64 as (y, x) in row-major order, and their scores (K,) float.
+        Values <= threshold are dropped; a center equals the max of its ``nms_kernel`` window;
+        only centers scoring strictly above the top_k-th score (and > 0) are kept.
+    """
+    heat = center_heatmap
+    if heat.dtype not in (np.float32, np.float64):
+        heat = heat.astype(np.float32)
+    # Values <= threshold become 0 (the reference uses -1: the same peaks, since a peak must
+    # also be > 0 and the window max of a positive pixel ignores non-positive neighbours).
+    _, thresholded = cv2.threshold(heat, threshold, 0, cv2.THRESH_TOZERO)
+    # Border replication gives the same window max as padding with -inf: the replicated value
+    # is always inside the window already.
+    kernel = np.ones((nms_kernel, nms_kernel), np.uint8)
+    pooled = cv2.dilate(thresholded, kernel, borderType=cv2.BORDER_REPLICATE)
+    peak_mask = (thresholded == pooled) & (thresholded > 0)
+    flat_idx = np.flatnonzero(peak_mask)
+    scores = thresholded.ravel()[flat_idx]
+    if top_k is not None and scores.size >= top_k and top_k < heat.size:
+        kth = np.partition(scores, scores.size - top_k)[scores.size - top_k]
+        keep = scores > max(kth, 0)
+        flat_idx, scores = flat_idx[keep], scores[keep]
+    w = heat.shape[1]
+    centers = np.stack([flat_idx // w, flat_idx % w], axis=1).astype(np.int64)
+    return centers, scores
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. grouping
+# ---------------------------------------------------------------------------------------------
+def _lookup(table: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``table[index]``, through OpenCV's LUT when the index is uint8 (several times faster)."""
+    if index.dtype == np.uint8 and table.size == 256 and table.dtype != np.int64:
+        return cv2.LUT(index, table)
+    return table[index]
+
+
+def _dominance_map(centers: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) map with 1 + k on a disk around center k where k is surely the nearest center.
+
+    With rho_k half the distance from center k to its nearest neighbour, every point closer
+    than rho_k to center k is strictly nearer to k than to any other center. The disk is
+    painted with radius floor(rho_k - 1) (OpenCV paints no pixel beyond the radius), so a
+    voted position whose nearest pixel lies on the disk is within rho_k - 0.29 of center k.
+    """
+    k = len(centers)
+    dtype = np.uint8 if k < 255 else np.uint16 if k < 65535 else np.float32
+    out = np.zeros(shape, dtype=dtype)
+    cy = centers[:, 0].astype(np.float64)
+    cx = centers[:, 1].astype(np.float64)
+    dy = cy[:, None] - cy[None, :]
+    dx = cx[:, None] - cx[None, :]
+    d2 = dy * dy + dx * dx
+    np.fill_diagonal(d2, np.inf)
+    radius = np.floor(np.sqrt(d2.min(axis=1)) / 2.0 - 1.0)
+    for i in np.flatnonzero(radius >= 0):
+        cv2.circle(out, (int(centers[i, 1]), int(centers[i, 0])), int(radius[i]), int(i) + 1, -1, lineType=cv2.LINE_8)
+    return out
+
+
+def _cell_candidates(
+    centers: np.ndarray, y0: np.ndarray, x0: np.ndarray, cell: float
+) -> np.ndarray:
+    """(U, K) bool: which centers may be nearest to some point of each cell.
+
+    A cell is the square [y0, y0 + cell] x [x0, x0 + cell]. A center is dropped only when its
+    nearest possible distance to the cell exceeds another center's farthest possible one.
+    """
+    py = centers[:, 0].astype(np.float64)[None, :]
+    px = centers[:, 1].astype(np.float64)[None, :]
+    lo_y, hi_y = y0[:, None], (y0 + cell)[:, None]
+    lo_x, hi_x = x0[:, None], (x0 + cell)[:, None]
+    near_y = np.maximum(np.maximum(lo_y - py, py - hi_y), 0.0)
+    near_x = np.maximum(np.maximum(lo_x - px, px - hi_x), 0.0)
+    far_y = np.maximum(np.abs(py - lo_y), np.abs(py - hi_y))
+    far_x = np.maximum(np.abs(px - lo_x), np.abs(px - hi_x))
+    near = near_y * near_y + near_x * near_x
+    far = far_y * far_y + far_x * far_x
+    bound = far.min(axis=1, keepdims=True)
+    # A relative slack keeps rounding from dropping a center that ties exactly.
+    return near <= bound * (1.0 + 1e-9) + 1e-6
+
+
+def _nearest_center(vy: np.ndarray, vx: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Exact index of the nearest center for points (vy, vx) (float64), ties to the lower index.
+
+    The points are binned into square cells; each occupied cell keeps only the centers that
+    can be nearest somewhere in it, and each point compares float64 distances against those.
+    """
+    k = len(centers)
+    if vy.size * k <= _BRUTE_FORCE_PAIRS:  # few points: a plain search is cheaper
+        dy = vy[:, None] - centers[:, 0].astype(np.float64)
+        dx = vx[:, None] - centers[:, 1].astype(np.float64)
+        return (dy * dy + dx * dx).argmin(axis=1)
+    lo_y = min(float(vy.min()), float(centers[:, 0].min()))
+    lo_x = min(float(vx.min()), float(centers[:, 1].min()))
+    span = max(float(vy.max()) - lo_y, float(vx.max()) - lo_x, float(np.ptp(centers)), 1.0)
+    cell = max(span / 64.0, 1.0)
+    while True:
+        ny = int((float(vy.max()) - lo_y) / cell) + 1
+        nx = int((float(vx.max()) - lo_x) / cell) + 1
+        gy = np.minimum(((vy - lo_y) / cell).astype(np.int64), ny - 1)
+        gx = np.minimum(((vx - lo_x) / cell).astype(np.int64), nx - 1)
+        cells = gy * nx + gx
+        occupied, rows = np.unique(cells, return_inverse=True)
+        if occupied.size * k <= _MAX_CELL_CENTER_PAIRS:
+            break
+        cell *= 2.0
+    # Cells are widened by a hair so a point that rounding put just outside is still covered.
+    eps = 1e-6 * cell
+    cand = _cell_candidates(centers, lo_y + (occupied // nx) * cell - eps, lo_x + (occupied % nx) * cell - eps, cell + 2 * eps)
+    counts = cand.sum(axis=1)
+    m = int(counts.max())
+    # Candidate lists in ascending center order, padded by repeating the first one (a repeat
+    # never changes the first-minimum answer).
+    order = np.argsort(~cand, axis=1, kind="stable")[:, :m]
+    table = np.where(np.arange(m)[None, :] < counts[:, None], order, order[:, :1])
+    out = np.empty(vy.size, dtype=np.int64)
+    point_counts = counts[rows]
+    for c in np.unique(point_counts):
+        sel = np.flatnonzero(point_counts == c)
+        out[sel] = _nearest_among(vy[sel], vx[sel], table[rows[sel], :c], centers)
+    return out
+
+
+def _nearest_among(vy: np.ndarray, vx: np.ndarray, cands: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Per point, the candidate center (from ``cands`` (N, M), ascending) nearest to it.
+
+    float64 squared distances, first minimum on ties: the same arithmetic as a plain loop.
+    """
+    cy = centers[:, 0].astype(np.float64)
+    cx = centers[:, 1].astype(np.float64)
+    out = np.empty(vy.size, dtype=np.int64)
+    for s in range(0, vy.size, _CHUNK):
+        c = cands[s : s + _CHUNK]
+        dy = vy[s : s + _CHUNK, None] - cy[c]
+        dx = vx[s : s + _CHUNK, None] - cx[c]
+        dist = dy * dy + dx * dx
+        out[s : s + _CHUNK] = c[np.arange(len(c)), dist.argmin(axis=1)]
+    return out
+
+
+def group_pixels(thing_mask: np.ndarray, offsets: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Assign every thing pixel to the center nearest to its voted position.
+
+    Args:
+        thing_mask: (H, W) bool, the pixels to group.
+        offsets: (2, H, W) float, (dy, dx) from each pixel to its instance center.
+        centers: (K, 2) int (y, x), in row-major order.
+    Returns:
+        (H, W) unsigned int map: 0 outside ``thing_mask``, else 1 + index of the nearest
+        center (Euclidean, from (y + dy, x + dx); ties to the lower index). uint8 when
+        K < 255, wider otherwise. All 0 when K == 0.
+
+    Most votes land near their center: a lookup of each voted position in a map of disks
+    where one center is provably nearest settles them in one OpenCV remap. The rest (votes
+    near a Voronoi boundary or off the image) get an exact search over candidate centers.
+    """
+    h, w = thing_mask.shape
+    k = len(centers)
+    if k == 0 or not thing_mask.any():
+        return np.zeros((h, w), dtype=np.uint8)
+    if k == 1:
+        return thing_mask.astype(np.uint8)
+    map_y = offsets[0].astype(np.float32, copy=True)
+    map_y += np.arange(h, dtype=np.float32)[:, None]
+    map_x = offsets[1].astype(np.float32, copy=True)
+    map_x += np.arange(w, dtype=np.float32)[None, :]
+    dominance = _dominance_map(centers, (h, w))
+    label = cv2.remap(dominance, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    label *= thing_mask
+    rest = np.flatnonzero(thing_mask.ravel() & (label.ravel() == 0))
+    if rest.size:
+        ys = rest // w
+        vy = ys + offsets[0].ravel()[rest].astype(np.float64)
+        vx = (rest - ys * w) + offsets[1].ravel()[rest].astype(np.float64)
+        label.ravel()[rest] = _nearest_center(vy, vx, centers) + 1
+    return label
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. fusion
+# ---------------------------------------------------------------------------------------------
+def merge_semantic_and_instance(
+    semantic: np.ndarray,
+    instance: np.ndarray,
+    thing_lut: np.ndarray,
+    n_instances: int,
+    *,
+    label_divisor: int = LABEL_DIVISOR,
+    stuff_area: int = 2048,
+    void_label: int = VOID_LABEL,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fuse a class map and an instance map into panoptic ids.
+
+    Args:
+        semantic: (H, W) class map, non-negative integers (uint8 takes the fast path).
+        instance: (H, W) unsigned, 0 = no instance, k = instance k (thing pixels only).
+        thing_lut: (n_classes,) bool, ``thing_lut[c]`` is True for thing classes; n_classes
+            exceeds every value in ``semantic``.
+        n_instances: number of instance indices (K).
+    Returns:
+        (panoptic (H, W) int32, instance_ids (K,) int64 with the panoptic id of each instance
+        index, or ``void_label`` for instances with no pixels).
+    """
+    n_classes = thing_lut.size
+    # Stuff: keep a class whose pixels cover >= stuff_area; thing classes map to void here.
+    if semantic.dtype == np.uint8:
+        area = cv2.calcHist([semantic], [0], None, [256], [0, 256]).ravel()[:n_classes]
+    else:
+        area = np.bincount(semantic.ravel(), minlength=n_classes)
+    classes = np.arange(n_classes, dtype=np.int64)
+    stuff_value = np.where((area >= stuff_area) & ~thing_lut, classes * label_divisor, void_label).astype(np.int32)
+    pan = _lookup(_pad_table(stuff_value, semantic), semantic)
+
+    instance_ids = np.full(n_instances, void_label, dtype=np.int64)
+    if n_instances == 0:
+        return pan, instance_ids
+    # Majority class per instance from a joint (instance, class) histogram.
+    if semantic.dtype == np.uint8 and instance.dtype == np.uint8:
+        votes = cv2.calcHist([instance, semantic], [0, 1], None, [256, 256], [0, 256, 0, 256])
+        votes = votes[1 : n_instances + 1, :n_classes]
+    else:
+        inside = instance.ravel() > 0
+        key = (instance.ravel()[inside].astype(np.int64) - 1) * n_classes + semantic.ravel()[inside]
+        votes = np.bincount(key, minlength=n_instances * n_classes).reshape(n_instances, n_classes)
+    present = votes.sum(axis=1) > 0
+    majority = votes.argmax(axis=1)  # first max = smallest class id on ties
+    # Instance numbers 1, 2, ... per class, in instance (row-major center) order.
+    cls_present = majority[present]
+    order = np.argsort(cls_present, kind="stable")
+    sorted_cls = cls_present[order]
+    numbers = np.empty_like(order)
+    numbers[order] = np.arange(order.size) - np.searchsorted(sorted_cls, sorted_cls, side="left") + 1
+    if numbers.size and numbers.max() >= label_divisor:
+        raise InputShapeError(f"more than {label_divisor - 1} instances of one class: raise label_divisor or lower top_k")
+    instance_ids[present] = cls_present * label_divisor + numbers
+    table = np.concatenate([[void_label], instance_ids]).astype(np.int32)
+    values = _lookup(_pad_table(table, instance), instance)
+    np.copyto(pan, values, where=instance > 0)
+    return pan, instance_ids
+
+
+def _pad_table(table: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Pad a lookup table to 256 entries for OpenCV's LUT when the index is uint8."""
+    if index.dtype == np.uint8 and table.size <= 256:
+        return np.concatenate([table, np.zeros(256 - table.size, table.dtype)])
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. entry point
+# ---------------------------------------------------------------------------------------------
+def _check_inputs(
+    semantic: np.ndarray, center_heatmap: np.ndarray, offsets: np.ndarray, semantic_prob: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    for name, arr in (("semantic", semantic), ("center_heatmap", center_heatmap), ("offsets", offsets)):
+        if not isinstance(arr, np.ndarray):
+            raise InputShapeError(f"{name}: expected a numpy array, got {type(arr).__name__}")
+    if semantic.ndim == 2:
+        if not np.issubdtype(semantic.dtype, np.integer):
+            raise InputShapeError(f"semantic: a (H, W) class map must be integer, got dtype {semantic.dtype}")
+        if semantic.size and semantic.min() < 0:
+            raise InputShapeError(f"semantic: class ids must be >= 0, got {int(semantic.min())}")
+    elif semantic.ndim == 3:
+        if not np.issubdtype(semantic.dtype, np.floating):
+            raise InputShapeError(f"semantic: (C, H, W) logits must be float, got dtype {semantic.dtype}")
+        if semantic.shape[0] == 0:
+            raise InputShapeError(f"semantic: logits need at least one class, got shape {semantic.shape}")
+        if not np.isfinite(semantic).all():
+            raise InputShapeError(f"semantic: logits of shape {semantic.shape} contain NaN or Inf")
+    else:
+        raise InputShapeError(f"semantic: expected (H, W) class ids or (C, H, W) logits, got shape {semantic.shape}")
+    hw = semantic.shape[-2:]
+    if center_heatmap.ndim == 3 and center_heatmap.shape[0] == 1:
+        center_heatmap = center_heatmap[0]
+    if center_heatmap.shape != hw:
+        raise InputShapeError(f"center_heatmap: expected shape {tuple(hw)} to match semantic, got {center_heatmap.shape}")
+    if not np.issubdtype(center_heatmap.dtype, np.floating):
+        raise InputShapeError(f"center_heatmap: expected a float array, got dtype {center_heatmap.dtype}")
+    if offsets.shape != (2, *hw):
+        raise InputShapeError(f"offsets: expected shape (2, {hw[0]}, {hw[1]}) as (dy, dx), got {offsets.shape}")
+    if not np.issubdtype(offsets.dtype, np.floating):
+        raise InputShapeError(f"offsets: expected a float array, got dtype {offsets.dtype}")
+    if not np.isfinite(center_heatmap).all():
+        raise InputShapeError(f"center_heatmap: shape {center_heatmap.shape} contains NaN or Inf")
+    if not np.isfinite(offsets).all():
+        raise InputShapeError(f"offsets: shape {offsets.shape} contains NaN or Inf")
+    if semantic_prob is not None:
+        if semantic_prob.shape != hw or not np.issubdtype(semantic_prob.dtype, np.floating):
+            raise InputShapeError(
+                f"semantic_prob: expected float {tuple(hw)}, got {semantic_prob.dtype} {semantic_prob.shape}"
+            )
+    return semantic, center_heatmap, offsets, semantic_prob
+
+
+def _check_settings(label_divisor: int, stuff_area: int, nms_kernel: int, top_k: int | None) -> None:
+    if label_divisor < 1:
+        raise InputShapeError(f"label_divisor: must be >= 1, got {label_divisor}")
+    if stuff_area < 0:
+        raise InputShapeError(f"stuff_area: must be >= 0, got {stuff_area}")
+    if nms_kernel < 1 or nms_kernel % 2 == 0:
+        raise InputShapeError(f"nms_kernel: must be a positive odd integer, got {nms_kernel}")
+    if top_k is not None and top_k < 1:
+        raise InputShapeError(f"top_k: must be >= 1 or None, got {top_k}")
+
+
+def panoptic_prediction_from_heads(
+    semantic: np.ndarray,
+    center_heatmap: np.ndarray,
+    offsets: np.ndarray,
+    *,
+    thing_ids: Iterable[int],
+    label_divisor: int = LABEL_DIVISOR,
+    stuff_area: int = 2048,
+    void_label: int = VOID_LABEL,
+    threshold: float = 0.1,
+    nms_kernel: int = 7,
+    top_k: int | None = 200,
+    semantic_prob: np.ndarray | None = None,
+    compute_scores: bool = True,
+) -> PanopticPrediction:
+    """Like :func:`panoptic_from_heads`, plus centers and per-segment scores.
+
+    ``semantic_prob`` (H, W) is the max class probability (what the exported graph emits
+    beside its ArgMax); given logits, it is computed here by softmax. Scores are left empty
+    when ``compute_scores`` is False or no probability is available.
+    """
+    semantic, center_heatmap, offsets, semantic_prob = _check_inputs(semantic, center_heatmap, offsets, semantic_prob)
+    _check_settings(label_divisor, stuff_area, nms_kernel, top_k)
+    if semantic.ndim == 3:
+        if semantic_prob is None and compute_scores:
+            shifted = semantic - semantic.max(axis=0, keepdims=True)
+            semantic_prob = (1.0 / np.exp(shifted).sum(axis=0)).astype(np.float32)
+        semantic = semantic.argmax(axis=0)
+    things = np.fromiter((int(t) for t in thing_ids), dtype=np.int64)
+    if things.size and things.min() < 0:
+        raise InputShapeError(f"thing_ids: must be >= 0, got {things.tolist()}")
+    n_classes = int(max(semantic.max(initial=0), things.max(initial=-1))) + 1
+    thing_lut = np.zeros(n_classes, dtype=bool)
+    thing_lut[things] = True
+    # uint8 class maps take OpenCV's LUT/histogram paths; wider ones stay exact in numpy.
+    if n_classes <= 256 and semantic.dtype != np.uint8:
+        semantic = semantic.astype(np.uint8)
+    elif n_classes > 256 and semantic.dtype not in (np.int32, np.int64):
+        semantic = semantic.astype(np.int64)
+
+    centers, center_scores = find_instance_centers(center_heatmap, threshold, nms_kernel, top_k)
+    thing_mask = _lookup(_pad_table(thing_lut.astype(np.uint8), semantic), semantic).view(bool)
+    instance = group_pixels(thing_mask, offsets, centers)
+    panoptic, instance_ids = merge_semantic_and_instance(
+        semantic,
+        instance,
+        thing_lut,
+        len(centers),
+        label_divisor=label_divisor,
+        stuff_area=stuff_area,
+        void_label=void_label,
+    )
+    scores: dict[int, float] = {}
+    if semantic_prob is not None and compute_scores:
+        scores = _segment_scores(panoptic, semantic_prob, instance_ids, center_scores, void_label)
+    return PanopticPrediction(panoptic, scores, centers, center_scores)
+
+
+def _segment_scores(
+    panoptic: np.ndarray, prob: np.ndarray, instance_ids: np.ndarray, center_scores: np.ndarray, void_label: int
+) -> dict[int, float]:
+    ids, inverse = np.unique(panoptic.ravel(), return_inverse=True)
+    mean_prob = np.bincount(inverse, weights=prob.ravel().astype(np.float64)) / np.bincount(inverse)
+    center_of = {int(pid): float(s) for pid, s in zip(instance_ids.tolist(), center_scores.tolist()) if pid != void_label}
+    return {
+        int(pid): float(p) * center_of.get(int(pid), 1.0) for pid, p in zip(ids.tolist(), mean_prob.tolist()) if pid != void_label
+    }
+
+
+def panoptic_from_heads(
+    semantic: np.ndarray,
+    center_heatmap: np.ndarray,
+    offsets: np.ndarray,
+    *,
+    thing_ids: Iterable[int],
+    label_divisor: int = LABEL_DIVISOR,
+    stuff_area: int = 2048,
+    void_label: int = VOID_LABEL,
+    threshold: float = 0.1,
+    nms_kernel: int = 7,
+    top_k: int | None = 200,
+) -> np.ndarray:
+    """Panoptic map from the three heads (the one post-processing entry point).
+
+    Args:
+        semantic: (H, W) integer class map, or (C, H, W) float logits (argmax taken here, at
+            a cost: put the ArgMax in the model graph instead).
+        center_heatmap: (H, W) float (a leading axis of 1 is accepted).
+        offsets: (2, H, W) float, (dy, dx) in pixels from each pixel to its instance center.
+    Returns:
+        (H, W) int32 panoptic ids ``class * label_divisor + instance``; stuff has instance 0;
+        ``void_label`` where nothing is assigned.
+    Raises:
+        InputShapeError (a ValueError) naming the argument, its shape or dtype.
+    """
+    return panoptic_prediction_from_heads(
+        semantic,
+        center_heatmap,
+        offsets,
+        thing_ids=thing_ids,
+        label_divisor=label_divisor,
+        stuff_area=stuff_area,
+        void_label=void_label,
+        threshold=threshold,
+        nms_kernel=nms_kernel,
+        top_k=top_k,
+        compute_scores=False,
+    ).panoptic
