@@ -475,3 +475,105 @@ def panoptic_from_heads(
         top_k=top_k,
         compute_scores=False,
     ).panoptic
+
+
+# ---------------------------------------------------------------------------------------------
+# settings and model outputs
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PostprocessSettings:
+    """Post-processing settings, in pixels of the model's output (its input size).
+
+    Defaults are the Panoptic-DeepLab literature values; configs and bundle manifests
+    override them by name.
+    """
+
+    threshold: float = 0.1
+    nms_kernel: int = 7
+    top_k: int | None = 200
+    stuff_area: int = 2048
+    label_divisor: int = LABEL_DIVISOR
+    void_label: int = VOID_LABEL
+
+    @classmethod
+    def from_dict(cls, raw: dict | None, where: str = "postprocess") -> PostprocessSettings:
+        from edgeps.errors import ConfigError
+
+        raw = dict(raw or {})
+        kinds = {"threshold": (int, float), "nms_kernel": (int,), "top_k": (int, type(None)), "stuff_area": (int,), "label_divisor": (int,), "void_label": (int,)}
+        for key, value in raw.items():
+            if key not in kinds:
+                raise ConfigError(f"{where}: unknown key '{key}' (known: {', '.join(kinds)})")
+            if isinstance(value, bool) or not isinstance(value, kinds[key]):
+                names = "/".join(k.__name__ for k in kinds[key])
+                raise ConfigError(f"{where}.{key}: expected {names}, got {value!r}")
+        settings = cls(**raw)
+        try:
+            _check_settings(settings.label_divisor, settings.stuff_area, settings.nms_kernel, settings.top_k)
+        except InputShapeError as exc:
+            raise ConfigError(f"{where}.{exc}") from None
+        return settings
+
+    def to_dict(self) -> dict:
+        return {
+            "threshold": self.threshold,
+            "nms_kernel": self.nms_kernel,
+            "top_k": self.top_k,
+            "stuff_area": self.stuff_area,
+            "label_divisor": self.label_divisor,
+            "void_label": self.void_label,
+        }
+
+
+def _squeeze_batch(name: str, arr: np.ndarray, ndim: int) -> np.ndarray:
+    arr = np.asarray(arr)
+    while arr.ndim > ndim and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != ndim:
+        raise InputShapeError(f"outputs['{name}']: expected batch size 1 and {ndim} other axes, got shape {arr.shape}")
+    return arr
+
+
+def panoptic_from_outputs(
+    outputs: dict[str, np.ndarray],
+    *,
+    thing_ids: Iterable[int],
+    settings: PostprocessSettings | None = None,
+    frame_size: tuple[int, int] | None = None,
+    compute_scores: bool = True,
+) -> PanopticPrediction:
+    """Model outputs of one frame (any backend) -> panoptic prediction at the frame's size.
+
+    ``outputs``: ``semantic`` (class map (1, H, W) int, or logits (1, C, H, W) float),
+    optional ``semantic_prob`` (1, H, W), ``center`` (1, 1, H, W), ``offset`` (1, 2, H, W)
+    (dy, dx) in model-input pixels. Post-processing runs at the model's resolution; the map is
+    then resized (nearest) to ``frame_size`` (H, W).
+    """
+    s = settings or PostprocessSettings()
+    for key in ("semantic", "center", "offset"):
+        if key not in outputs:
+            raise InputShapeError(f"outputs: missing head '{key}' (got {sorted(outputs)})")
+    sem = np.asarray(outputs["semantic"])
+    sem = _squeeze_batch("semantic", sem, 3 if np.issubdtype(sem.dtype, np.floating) else 2)
+    prob = outputs.get("semantic_prob")
+    prob = None if prob is None else _squeeze_batch("semantic_prob", prob, 2)
+    pred = panoptic_prediction_from_heads(
+        sem,
+        _squeeze_batch("center", outputs["center"], 2),
+        _squeeze_batch("offset", outputs["offset"], 3),
+        thing_ids=thing_ids,
+        label_divisor=s.label_divisor,
+        stuff_area=s.stuff_area,
+        void_label=s.void_label,
+        threshold=s.threshold,
+        nms_kernel=s.nms_kernel,
+        top_k=s.top_k,
+        semantic_prob=prob,
+        compute_scores=compute_scores,
+    )
+    if frame_size is not None and tuple(frame_size) != pred.panoptic.shape:
+        h, w = pred.panoptic.shape
+        fh, fw = frame_size
+        pred.panoptic = cv2.resize(pred.panoptic, (fw, fh), interpolation=cv2.INTER_NEAREST_EXACT)
+        pred.centers = np.floor((pred.centers + 0.5) * np.array([fh / h, fw / w])).astype(np.int64)
+    return pred

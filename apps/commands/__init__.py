@@ -9,5 +9,9 @@ pulls in torch or a backend.
 COMMANDS: list[tuple[str, str, str]] = [
     ("eval-coco", "eval_coco", "PQ/SQ/RQ of COCO-panoptic predictions against ground truth"),
     ("bench-postprocess", "bench_postprocess", "time the post-processing on synthetic heads"),
+    ("train", "train", "train a model from a YAML config (configs/*.yaml)"),
+    ("eval", "eval", "PQ/SQ/RQ and mIoU of a checkpoint on synth:val or a COCO-panoptic folder"),
+    ("data", "data", "write synthetic street data (images, video, COCO-panoptic GT); dataset statistics"),
     ("demo", "demo", "post-processing + PQ demonstration on synthetic data (no download)"),
+    ("model-info", "model_info", "parameters and GFLOPs of a model config"),
 ]

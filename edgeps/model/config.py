@@ -1,0 +1,94 @@
+"""The model section of a config: which encoder width, neck and head sizes to build.
+
+Kept free of torch so a config can be validated on a runtime-only install. Every field is
+checked with its type; an error names the field (``model.neck``) so a typo never silently
+falls back to a default.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+from edgeps.errors import ConfigError
+
+NECKS = ("deeplab", "fpn")
+ACTIVATIONS = ("relu", "relu6", "hardswish")
+_CHANNEL_FIELDS = ("semantic_channels", "instance_channels", "aspp_channels", "head_channels")
+_BOOL_FIELDS = ("shared_decoder", "upsample_to_input", "pretrained")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Panoptic-DeepLab-lite / EfficientPS-lite model settings.
+
+    ``neck``: "deeplab" (ASPP + decoder per task) or "fpn" (EfficientPS-style 2-way FPN).
+    ``aspp_channels`` is the ASPP width (deeplab) or the FPN level width (fpn).
+    ``activation`` applies to the neck and heads; the encoder keeps ReLU6, which its
+    ImageNet weights were trained with.
+    """
+
+    num_classes: int
+    width_mult: float = 1.0
+    neck: Literal["deeplab", "fpn"] = "deeplab"
+    shared_decoder: bool = False
+    semantic_channels: int = 128
+    instance_channels: int = 64
+    aspp_channels: int = 128
+    head_channels: int = 32
+    upsample_to_input: bool = True
+    pretrained: bool = True
+    activation: Literal["relu", "relu6", "hardswish"] = "relu"
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = _check(f.name, getattr(self, f.name), "model")
+            object.__setattr__(self, f.name, value)
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "model") -> ModelConfig:
+        """Build from a YAML mapping; unknown keys and wrong types raise ConfigError."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
+        known = [f.name for f in fields(cls)]
+        for key in d:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
+                raise ConfigError(f"{where}: unknown key '{key}'{hint}")
+        if "num_classes" not in d:
+            raise ConfigError(f"{where}.num_classes: required (number of semantic classes)")
+        return cls(**{key: _check(key, value, where) for key, value in d.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict that ``from_dict`` reads back (for checkpoints and YAML)."""
+        return asdict(self)
+
+
+def _check(name: str, value: Any, where: str) -> Any:
+    """The validated (and, for width_mult, float-coerced) value of one field."""
+    field = f"{where}.{name}"
+    if name == "num_classes" or name in _CHANNEL_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{field}: expected an integer, got {value!r}")
+        if value < 1:
+            raise ConfigError(f"{field}: expected >= 1, got {value}")
+        return value
+    if name == "width_mult":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{field}: expected a number, got {value!r}")
+        if not 0 < value <= 4:
+            raise ConfigError(f"{field}: expected a number in (0, 4], got {value}")
+        return float(value)
+    if name in _BOOL_FIELDS:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{field}: expected true/false, got {value!r}")
+        return value
+    choices = {"neck": NECKS, "activation": ACTIVATIONS}[name]
+    if value not in choices:
+        raise ConfigError(f"{field}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+__all__ = ["ACTIVATIONS", "NECKS", "ModelConfig"]

@@ -1,0 +1,77 @@
+"""The one preprocessing function: a camera frame -> the model's input tensor.
+
+Every backend (torch, ONNX Runtime, OpenVINO, TFLite) and the training data path call this,
+so a model sees the same pixels in training, in export calibration and on the robot.
+
+Frames are HxWx3 uint8 in BGR order (OpenCV's). Gray (HxW or HxWx1) and BGRA (HxWx4) frames
+are converted; non-contiguous views are accepted. The model input is RGB, normalized with
+``mean``/``std`` given on the 0..255 scale, resized to the model's input size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edgeps.errors import InputShapeError
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)  # RGB, 0..255
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model expects: size (H, W), RGB mean/std on the 0..255 scale, layout."""
+
+    size: tuple[int, int]
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    layout: str = "NCHW"  # or "NHWC"
+
+    def __post_init__(self) -> None:
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise InputShapeError(f"input size: expected (H, W) > 0, got {self.size}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise InputShapeError(f"mean/std: expected 3 values each, std > 0; got {self.mean}, {self.std}")
+        if self.layout not in ("NCHW", "NHWC"):
+            raise InputShapeError(f"layout: expected NCHW or NHWC, got {self.layout!r}")
+
+
+def as_bgr(frame: np.ndarray, name: str = "frame") -> np.ndarray:
+    """Validate a frame and convert gray/BGRA to HxWx3 uint8 BGR; other inputs are errors."""
+    if not isinstance(frame, np.ndarray):
+        raise InputShapeError(f"{name}: expected a numpy array, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise InputShapeError(f"{name}: expected dtype uint8 (BGR 0..255), got {frame.dtype} with shape {frame.shape}")
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if frame.ndim == 2:
+        if frame.size == 0:
+            raise InputShapeError(f"{name}: empty frame of shape {frame.shape}")
+        return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_GRAY2BGR)
+    if frame.ndim != 3 or frame.shape[2] not in (3, 4):
+        raise InputShapeError(f"{name}: expected HxWx3 BGR (or gray HxW, BGRA HxWx4), got shape {frame.shape}")
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise InputShapeError(f"{name}: empty frame of shape {frame.shape}")
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(frame)
+
+
+def preprocess(frame: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """frame (HxWx3 uint8 BGR, or gray/BGRA) -> (1, 3, H', W') float32 (or NHWC) model input."""
+    bgr = as_bgr(frame)
+    h, w = spec.size
+    if bgr.shape[:2] != (h, w):
+        bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    scale = np.float32(1.0) / np.asarray(spec.std, np.float32)
+    shift = -np.asarray(spec.mean, np.float32) * scale
+    x = rgb.astype(np.float32)
+    x *= scale
+    x += shift
+    if spec.layout == "NHWC":
+        return x[None]
+    return np.ascontiguousarray(x.transpose(2, 0, 1))[None]

@@ -1,0 +1,1 @@
+"""Training (torch): config, data pipeline with augmentation and targets, losses, loop."""

@@ -1,0 +1,52 @@
+"""Checkpoints: weights + config + categories in one file, loadable with ``weights_only=True``.
+
+Written atomically (temporary file, then rename) so a killed run never leaves a truncated
+checkpoint that looks valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgeps.errors import DataNotFoundError, FormatError
+
+FORMAT = "edgeps-checkpoint/1"
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save({"format": FORMAT, **payload}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read and check a checkpoint; errors name the file and what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a bad file
+        raise FormatError(f"{path}: not a readable edgeps checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise FormatError(f"{path}: not an edgeps checkpoint (expected format '{FORMAT}')")
+    for key in ("model", "config", "categories"):
+        if key not in ckpt:
+            raise FormatError(f"{path}: checkpoint has no '{key}' entry")
+    return ckpt
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,165 @@
+"""The training config: one YAML file with model, data, schedule, loss and postprocess sections.
+
+Every field is checked on load; an error names the file and the field (``data.crop``) and
+says what was expected, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgeps.errors import ConfigError, DataNotFoundError
+from edgeps.postprocess import PostprocessSettings
+
+
+@dataclass
+class DataConfig:
+    train: str = "synth:train"
+    train_images: int = 400  # images drawn from `train` (synthetic ones are pre-rendered)
+    val: str = "synth:val"
+    val_images: int = 16  # periodic PQ during training on this many held-out images
+    input_size: tuple[int, int] = (256, 512)  # model input (H, W); frames are resized to it
+    crop: tuple[int, int] = (256, 256)
+    scale_range: tuple[float, float] = (0.75, 1.5)
+    flip: bool = True
+    color_jitter: float = 0.25
+    center_sigma: float = 8.0
+    small_instance_area: int = 1024  # pixels at input size
+    small_instance_weight: float = 3.0
+
+
+@dataclass
+class ScheduleConfig:
+    max_steps: int = 1000
+    max_minutes: float = 0.0  # wall-clock budget; 0 = none
+    batch_size: int = 8
+    lr: float = 0.002
+    weight_decay: float = 1e-4
+    warmup_steps: int = 20
+    poly_power: float = 0.9
+    eval_every: int = 200
+    checkpoint_every: int = 100
+    seed: int = 0
+    threads: int = 0  # torch intra-op threads; 0 = all cores
+    sync_bn: bool = False  # SyncBatchNorm under torchrun on GPUs
+
+
+@dataclass
+class LossConfig:
+    semantic: float = 1.0
+    semantic_top_k: float = 0.2  # fraction of hardest pixels kept (1.0 = plain mean)
+    center: float = 200.0
+    offset: float = 0.01
+
+
+@dataclass
+class TrainConfig:
+    model: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    postprocess: PostprocessSettings = field(default_factory=PostprocessSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "model": dict(self.model),
+            "data": _plain(asdict(self.data)),
+            "schedule": asdict(self.schedule),
+            "loss": asdict(self.loss),
+            "postprocess": self.postprocess.to_dict(),
+        }
+        return d
+
+
+def _plain(d: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def _build_section(cls: type, raw: Any, where: str) -> Any:
+    if raw is None:
+        return cls()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    values = {}
+    defaults = cls()
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key '{key}' (known: {', '.join(known)})")
+        default = getattr(defaults, key)
+        values[key] = _coerce(value, default, f"{where}.{key}")
+    return cls(**values)
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if value < 0:
+            raise ConfigError(f"{where}: expected >= 0, got {value}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if value < 0:
+            raise ConfigError(f"{where}: expected >= 0, got {value}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)) or len(value) != len(default):
+            raise ConfigError(f"{where}: expected a list of {len(default)} values, got {value!r}")
+        items = tuple(_coerce(v, d, where) for v, d in zip(value, default))
+        if any(v <= 0 for v in items):
+            raise ConfigError(f"{where}: values must be > 0, got {list(items)}")
+        return items
+    raise ConfigError(f"{where}: unsupported value {value!r}")
+
+
+def config_from_dict(raw: Any, where: str = "config") -> TrainConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level, got {type(raw).__name__}")
+    sections = {"model", "data", "schedule", "loss", "postprocess"}
+    for key in raw:
+        if key not in sections:
+            raise ConfigError(f"{where}: unknown section '{key}' (known: {', '.join(sorted(sections))})")
+    model = raw.get("model") or {}
+    if not isinstance(model, dict):
+        raise ConfigError(f"{where}: model: expected a mapping, got {type(model).__name__}")
+    from edgeps.model.config import ModelConfig
+
+    # Validate the model section now (num_classes comes from the data's categories later).
+    ModelConfig.from_dict({"num_classes": 1, **{k: v for k, v in model.items() if k != "num_classes"}}, where=f"{where}: model")
+    cfg = TrainConfig(
+        model=dict(model),
+        data=_build_section(DataConfig, raw.get("data"), f"{where}: data"),
+        schedule=_build_section(ScheduleConfig, raw.get("schedule"), f"{where}: schedule"),
+        loss=_build_section(LossConfig, raw.get("loss"), f"{where}: loss"),
+        postprocess=PostprocessSettings.from_dict(raw.get("postprocess"), where=f"{where}: postprocess"),
+    )
+    if cfg.schedule.batch_size < 1:
+        raise ConfigError(f"{where}: schedule.batch_size: expected >= 1, got {cfg.schedule.batch_size}")
+    if not 0 < cfg.loss.semantic_top_k <= 1:
+        raise ConfigError(f"{where}: loss.semantic_top_k: expected a fraction in (0, 1], got {cfg.loss.semantic_top_k}")
+    return cfg
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return config_from_dict(raw, where=str(path))

@@ -1,0 +1,263 @@
+"""The training loop: AdamW + poly LR, hard-pixel-mined losses, periodic PQ, checkpoints.
+
+One loop for a laptop CPU and for ``torchrun --nproc_per_node N`` (DistributedDataParallel,
+rank-0 logging and checkpoints, each rank training on its own shard of the data).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgeps.categories import Categories
+from edgeps.errors import ConfigError, DataNotFoundError
+from edgeps.evaluation import evaluate_predictor
+from edgeps.preprocess import InputSpec
+from edgeps.training.checkpoint import load_checkpoint, save_checkpoint
+from edgeps.training.config import TrainConfig
+from edgeps.training.distributed import DistInfo, any_rank, cleanup, init_distributed, shard
+from edgeps.training.inference import TorchPredictor
+from edgeps.training.losses import panoptic_losses
+from edgeps.training.plot import plot_curves
+from edgeps.training.samples import collate, make_train_sample, resize_pair
+
+log = logging.getLogger("edgeps.train")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"--device: expected auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def open_train_val(cfg: TrainConfig) -> tuple[Any, Any]:
+    """Training and held-out datasets from the config's data specs.
+
+    Synthetic training data is rendered directly at the model input size.
+    """
+    from edgeps.data.datasets import SynthDataset, open_dataset
+
+    if cfg.data.train.startswith("synth:train"):
+        train = SynthDataset("train", n=cfg.data.train_images, size=tuple(cfg.data.input_size))
+    else:
+        train = open_dataset(cfg.data.train)
+    val = open_dataset(cfg.data.val)
+    return train, val
+
+
+class _Cache:
+    """Training images held in memory at model input size (rendered/decoded once)."""
+
+    def __init__(self, dataset: Any, indices: list[int], size: tuple[int, int], show: bool):
+        from edgeps.progress import progress
+
+        self.items = []
+        for i in progress(indices, total=len(indices), desc="preparing training images", enabled=show):
+            s = dataset[i]
+            self.items.append(resize_pair(s.image, s.panoptic, size))
+
+
+def _lr_lambda(cfg: TrainConfig, total: int):
+    warm = max(cfg.schedule.warmup_steps, 0)
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(1.0 - (step - warm) / max(total - warm, 1), 0.0) ** cfg.schedule.poly_power
+
+    return f
+
+
+def train(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    max_steps: int | None = None,
+    device: str = "auto",
+    resume: bool = False,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Train, write checkpoints / metrics.json / curves.png under ``out_dir``; return metrics."""
+    from edgeps.model import ModelConfig, build_model
+
+    dev = resolve_device(device)
+    info = init_distributed(dev.type)
+    try:
+        return _train(cfg, Path(out_dir), max_steps, dev, info, resume, show_progress, ModelConfig, build_model)
+    finally:
+        cleanup(info)
+
+
+def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, ModelConfig, build_model) -> dict[str, Any]:
+    sch = cfg.schedule
+    total_steps = max_steps if max_steps is not None else sch.max_steps
+    if total_steps < 1:
+        raise ConfigError(f"max steps must be >= 1, got {total_steps}")
+    threads = sch.threads or max(1, (os.cpu_count() or 1) // info.world_size)
+    torch.set_num_threads(threads)
+    torch.manual_seed(sch.seed + info.rank)
+    rng = np.random.default_rng(sch.seed + 1000 * info.rank)
+    if dev.type == "cuda":
+        torch.cuda.set_device(info.local_rank)
+    main = info.is_main
+    show = show_progress and main
+
+    train_set, val_set = open_train_val(cfg)
+    categories: Categories = train_set.categories
+    if [c.name for c in val_set.categories] != [c.name for c in categories]:
+        raise ConfigError(f"data.val: its categories differ from data.train's ({val_set.categories.names} vs {categories.names})")
+    n_train = min(cfg.data.train_images, len(train_set)) if cfg.data.train_images else len(train_set)
+    if n_train < 1:
+        raise DataNotFoundError(f"data.train '{cfg.data.train}' holds no images")
+    cache = _Cache(train_set, shard(n_train, info), tuple(cfg.data.input_size), show)
+    spec = InputSpec(size=tuple(cfg.data.input_size))
+    thing_ids = categories.thing_ids
+
+    mcfg = ModelConfig.from_dict({**cfg.model, "num_classes": len(categories)}, where="model")
+    model = build_model(mcfg).to(dev)
+    if sch.sync_bn and info.enabled:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    net = model
+    if info.enabled:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[info.local_rank] if dev.type == "cuda" else None)
+    opt = torch.optim.AdamW(model.parameters(), lr=sch.lr, weight_decay=sch.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total_steps))
+    use_amp = dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    ckpt_dir = out / "checkpoints"
+    history: dict[str, list] = {k: [] for k in ("step", "loss", "semantic", "center", "offset", "lr", "eval_step", "pq", "pq_things", "pq_stuff")}
+    step, best_pq, elapsed_before = 0, -1.0, 0.0
+    if resume and (ckpt_dir / "last.pt").is_file():
+        ck = load_checkpoint(ckpt_dir / "last.pt")
+        model.load_state_dict(ck["model"], strict=True)
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        step, best_pq = int(ck["step"]), float(ck.get("best_pq", -1.0))
+        history = {k: list(v) for k, v in ck.get("history", history).items()}
+        elapsed_before = float(ck.get("elapsed_s", 0.0))
+        if main:
+            log.info("resumed from %s at step %d", ckpt_dir / "last.pt", step)
+
+    def payload(pq: float | None = None) -> dict[str, Any]:
+        return {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "step": step,
+            "best_pq": best_pq,
+            "config": cfg.to_dict(),
+            "categories": categories.to_list(),
+            "history": history,
+            "elapsed_s": elapsed_before + time.monotonic() - t_start,
+            "pretrained": getattr(model, "pretrained_status", "unknown"),
+            "pq": pq,
+        }
+
+    def evaluate(n: int | None) -> dict[str, Any]:
+        model.eval()
+        predictor = TorchPredictor(model, categories, spec, cfg.postprocess)
+        res = evaluate_predictor(predictor, val_set, max_images=n, show_progress=show, desc="eval")
+        model.train()
+        return res
+
+    bar = None
+    if show:
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total_steps, initial=step, desc="train", dynamic_ncols=True)
+        except ImportError:
+            bar = None
+    t_start = time.monotonic()
+    budget = sch.max_minutes * 60.0
+    model.train()
+    last_print = 0.0
+    while step < total_steps:
+        idx = rng.integers(0, len(cache.items), size=sch.batch_size)
+        batch_np = collate([make_train_sample(*cache.items[i], thing_ids, cfg.data, spec, rng) for i in idx])
+        batch = {k: torch.from_numpy(v).to(dev, non_blocking=True) for k, v in batch_np.items()}
+        with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
+            outputs = net(batch["image"])
+        losses = panoptic_losses({k: v.float() for k, v in outputs.items()}, batch, cfg.loss)
+        if not torch.isfinite(losses["loss"]):
+            raise FloatingPointError(f"loss became {losses['loss'].item()} at step {step}: lower schedule.lr")
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(losses["loss"]).backward()
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        step += 1
+        vals = {k: float(v) for k, v in losses.items()}
+        if main:
+            history["step"].append(step)
+            for k in ("loss", "semantic", "center", "offset"):
+                history[k].append(vals[k])
+            history["lr"].append(sched.get_last_lr()[0])
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{vals['loss']:.3f}", sem=f"{vals['semantic']:.3f}", ctr=f"{vals['center']:.4f}", off=f"{vals['offset']:.2f}")
+        elif show and time.monotonic() - last_print > 10:
+            last_print = time.monotonic()
+            log.info("step %d/%d loss %.3f (sem %.3f ctr %.4f off %.2f)", step, total_steps, vals["loss"], vals["semantic"], vals["center"], vals["offset"])
+        out_of_time = budget > 0 and time.monotonic() - t_start >= budget
+        stop = any_rank(out_of_time, info)
+        if main and sch.eval_every and step % sch.eval_every == 0 and step < total_steps and not stop:
+            res = evaluate(cfg.data.val_images)
+            history["eval_step"].append(step)
+            for key, group in (("pq", "All"), ("pq_things", "Things"), ("pq_stuff", "Stuff")):
+                history[key].append(res[group]["pq"])
+            if bar is not None:
+                bar.write(f"step {step}: PQ {100 * res['All']['pq']:.1f} (things {100 * res['Things']['pq']:.1f}, stuff {100 * res['Stuff']['pq']:.1f})")
+            if res["All"]["pq"] > best_pq:
+                best_pq = res["All"]["pq"]
+                save_checkpoint(ckpt_dir / "best.pt", payload(best_pq))
+        if main and sch.checkpoint_every and step % sch.checkpoint_every == 0:
+            save_checkpoint(ckpt_dir / "last.pt", payload())
+        if stop:
+            if main:
+                log.info("time budget of %.1f min reached at step %d", sch.max_minutes, step)
+            break
+    if bar is not None:
+        bar.close()
+    train_seconds = elapsed_before + time.monotonic() - t_start
+    metrics: dict[str, Any] = {"steps": step, "train_seconds": train_seconds, "world_size": info.world_size}
+    if main:
+        res = evaluate(cfg.data.val_images)
+        history["eval_step"].append(step)
+        for key, group in (("pq", "All"), ("pq_things", "Things"), ("pq_stuff", "Stuff")):
+            history[key].append(res[group]["pq"])
+        if res["All"]["pq"] >= best_pq:
+            best_pq = res["All"]["pq"]
+            save_checkpoint(ckpt_dir / "best.pt", payload(best_pq))
+        save_checkpoint(ckpt_dir / "last.pt", payload(res["All"]["pq"]))
+        from edgeps.model.complexity import count_flops, count_parameters
+
+        metrics.update(
+            {
+                "final_eval": {k: res[k] for k in ("All", "Things", "Stuff", "miou", "images")},
+                "best_pq": best_pq,
+                "parameters": count_parameters(model),
+                "gflops_at_input_size": count_flops(model, tuple(cfg.data.input_size)),
+                "input_size": list(cfg.data.input_size),
+                "pretrained": getattr(model, "pretrained_status", "unknown"),
+                "history": history,
+            }
+        )
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float), encoding="utf-8")
+        plot_curves(out / "curves.png", history)
+    return metrics
+
+
+__all__ = ["resolve_device", "train"]
