@@ -30,3 +30,11 @@ class ConfigError(EdgepsError, ValueError):
 
 class DataNotFoundError(EdgepsError, FileNotFoundError):
     """A file or folder edgeps was asked to read does not exist."""
+
+
+class ExportError(EdgepsError, RuntimeError):
+    """An export failed (converter error, or the parity gate rejected the result)."""
+
+
+class SourceError(EdgepsError, OSError):
+    """A frame source (camera, video, stream) cannot be opened or has died."""

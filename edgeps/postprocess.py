@@ -28,6 +28,7 @@ import numpy as np
 
 from edgeps import LABEL_DIVISOR, VOID_LABEL
 from edgeps.errors import InputShapeError
+from edgeps.preprocess import Geometry, map_to_frame
 
 # Cap on (occupied cells x centers) in the exact nearest-center search (bounds memory).
 _MAX_CELL_CENTER_PAIRS = 1 << 21
@@ -539,15 +540,16 @@ def panoptic_from_outputs(
     *,
     thing_ids: Iterable[int],
     settings: PostprocessSettings | None = None,
-    frame_size: tuple[int, int] | None = None,
+    geometry: Geometry | None = None,
     compute_scores: bool = True,
 ) -> PanopticPrediction:
     """Model outputs of one frame (any backend) -> panoptic prediction at the frame's size.
 
     ``outputs``: ``semantic`` (class map (1, H, W) int, or logits (1, C, H, W) float),
     optional ``semantic_prob`` (1, H, W), ``center`` (1, 1, H, W), ``offset`` (1, 2, H, W)
-    (dy, dx) in model-input pixels. Post-processing runs at the model's resolution; the map is
-    then resized (nearest) to ``frame_size`` (H, W).
+    (dy, dx) in model-input pixels. Post-processing runs at the model's resolution (so
+    ``stuff_area`` counts model pixels); with a ``geometry`` from preprocessing the map is then
+    cropped of letterbox padding and resized (nearest) to the frame, centers likewise.
     """
     s = settings or PostprocessSettings()
     for key in ("semantic", "center", "offset"):
@@ -571,9 +573,9 @@ def panoptic_from_outputs(
         semantic_prob=prob,
         compute_scores=compute_scores,
     )
-    if frame_size is not None and tuple(frame_size) != pred.panoptic.shape:
-        h, w = pred.panoptic.shape
-        fh, fw = frame_size
-        pred.panoptic = cv2.resize(pred.panoptic, (fw, fh), interpolation=cv2.INTER_NEAREST_EXACT)
-        pred.centers = np.floor((pred.centers + 0.5) * np.array([fh / h, fw / w])).astype(np.int64)
+    if geometry is not None:
+        g = geometry
+        pred.panoptic = map_to_frame(pred.panoptic, g)
+        scale = np.array([g.frame[0] / g.height, g.frame[1] / g.width])
+        pred.centers = np.floor((pred.centers - [g.top, g.left] + 0.5) * scale).astype(np.int64)
     return pred

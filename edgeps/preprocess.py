@@ -5,7 +5,10 @@ so a model sees the same pixels in training, in export calibration and on the ro
 
 Frames are HxWx3 uint8 in BGR order (OpenCV's). Gray (HxW or HxWx1) and BGRA (HxWx4) frames
 are converted; non-contiguous views are accepted. The model input is RGB, normalized with
-``mean``/``std`` given on the 0..255 scale, resized to the model's input size.
+``mean``/``std`` given on the 0..255 scale, at the model's input size: a frame of another
+aspect ratio is letterboxed by default (scaled to fit, centered, padded with the mean colour,
+which normalizes to 0), or stretched when the manifest says ``resize: stretch``.
+:class:`Geometry` records where the frame landed, so results map back exactly.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class InputSpec:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     layout: str = "NCHW"  # or "NHWC"
+    resize: str = "letterbox"  # or "stretch"
 
     def __post_init__(self) -> None:
         if len(self.size) != 2 or min(self.size) < 1:
@@ -37,6 +41,40 @@ class InputSpec:
             raise InputShapeError(f"mean/std: expected 3 values each, std > 0; got {self.mean}, {self.std}")
         if self.layout not in ("NCHW", "NHWC"):
             raise InputShapeError(f"layout: expected NCHW or NHWC, got {self.layout!r}")
+        if self.resize not in ("letterbox", "stretch"):
+            raise InputShapeError(f"resize: expected letterbox or stretch, got {self.resize!r}")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a frame of ``frame`` (H, W) sits in the model input: the region
+    [top:top+height, left:left+width] holds the whole frame, scaled."""
+
+    frame: tuple[int, int]
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+def frame_geometry(frame_hw: tuple[int, int], spec: InputSpec) -> Geometry:
+    fh, fw = int(frame_hw[0]), int(frame_hw[1])
+    h, w = spec.size
+    if spec.resize == "stretch" or (fh, fw) == (h, w):
+        return Geometry((fh, fw), 0, 0, h, w)
+    scale = min(h / fh, w / fw)
+    ch, cw = min(h, max(1, round(fh * scale))), min(w, max(1, round(fw * scale)))
+    return Geometry((fh, fw), (h - ch) // 2, (w - cw) // 2, ch, cw)
+
+
+def map_to_frame(model_map: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """A per-pixel map at model resolution (e.g. panoptic ids) -> the frame's size: crop the
+    padding, resize with nearest neighbour (ids are never blended)."""
+    g = geometry
+    region = model_map[g.top : g.top + g.height, g.left : g.left + g.width]
+    if region.shape[:2] == g.frame:
+        return np.ascontiguousarray(region)
+    return cv2.resize(region, (g.frame[1], g.frame[0]), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 def as_bgr(frame: np.ndarray, name: str = "frame") -> np.ndarray:
@@ -63,9 +101,15 @@ def as_bgr(frame: np.ndarray, name: str = "frame") -> np.ndarray:
 def preprocess(frame: np.ndarray, spec: InputSpec) -> np.ndarray:
     """frame (HxWx3 uint8 BGR, or gray/BGRA) -> (1, 3, H', W') float32 (or NHWC) model input."""
     bgr = as_bgr(frame)
+    g = frame_geometry(bgr.shape[:2], spec)
+    if bgr.shape[:2] != (g.height, g.width):
+        bgr = cv2.resize(bgr, (g.width, g.height), interpolation=cv2.INTER_LINEAR)
     h, w = spec.size
-    if bgr.shape[:2] != (h, w):
-        bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)
+    if (g.height, g.width) != (h, w):
+        fill = tuple(float(v) for v in spec.mean[::-1])  # BGR order here
+        bgr = cv2.copyMakeBorder(
+            bgr, g.top, h - g.height - g.top, g.left, w - g.width - g.left, cv2.BORDER_CONSTANT, value=fill
+        )
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     scale = np.float32(1.0) / np.asarray(spec.std, np.float32)
     shift = -np.asarray(spec.mean, np.float32) * scale

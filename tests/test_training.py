@@ -32,6 +32,7 @@ TINY = {
         "flip": False,
         "color_jitter": 0.0,
         "center_sigma": 4.0,
+        "synth_things": [3, 5],
     },
     "schedule": {"max_steps": 4, "batch_size": 2, "lr": 0.003, "warmup_steps": 5, "eval_every": 0, "checkpoint_every": 2, "threads": 2},
     "postprocess": {"stuff_area": 64},
@@ -78,7 +79,7 @@ def test_a_few_steps_reduce_the_loss():
 
     torch.manual_seed(0)
     cfg = config_from_dict(TINY)
-    ds = SynthDataset("train", n=2, size=(128, 256))
+    ds = SynthDataset("train", n=2, size=(128, 256), n_things=(3, 5))
     rng = np.random.default_rng(0)
     spec = InputSpec(size=(128, 256))
     batch = collate([make_train_sample(ds[i].image, ds[i].panoptic, ds.categories.thing_ids, cfg.data, spec, rng) for i in range(2)])

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
-def _parse_size(text: str) -> tuple[int, int]:
+def parse_size(text: str) -> tuple[int, int]:
     from edgeps.errors import ConfigError
 
     try:
@@ -44,7 +44,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    h, w = _parse_size(args.size)
+    h, w = parse_size(args.size)
     out = Path(args.out)
     gt_entries, pred_entries, timings = [], [], []
     for i in range(args.n):

@@ -30,6 +30,7 @@ class DataConfig:
     center_sigma: float = 8.0
     small_instance_area: int = 1024  # pixels at input size
     small_instance_weight: float = 3.0
+    synth_things: tuple[int, int] = (20, 36)  # things per synthetic training scene (min, max)
 
 
 @dataclass

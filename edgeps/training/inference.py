@@ -11,7 +11,7 @@ import torch
 from edgeps.categories import Categories
 from edgeps.errors import FormatError
 from edgeps.postprocess import PostprocessSettings, panoptic_from_outputs
-from edgeps.preprocess import InputSpec, preprocess
+from edgeps.preprocess import InputSpec, frame_geometry, preprocess
 from edgeps.training.checkpoint import load_checkpoint
 from edgeps.training.config import config_from_dict
 
@@ -47,7 +47,11 @@ class TorchPredictor:
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         out = self.heads(frame)
         return panoptic_from_outputs(
-            out, thing_ids=self.thing_ids, settings=self.settings, frame_size=frame.shape[:2], compute_scores=False
+            out,
+            thing_ids=self.thing_ids,
+            settings=self.settings,
+            geometry=frame_geometry(frame.shape[:2], self.spec),
+            compute_scores=False,
         ).panoptic
 
 

@@ -44,15 +44,18 @@ def resolve_device(name: str) -> torch.device:
 def open_train_val(cfg: TrainConfig) -> tuple[Any, Any]:
     """Training and held-out datasets from the config's data specs.
 
-    Synthetic training data is rendered directly at the model input size.
+    Synthetic training data is rendered directly at the model input size, with
+    ``data.synth_things`` objects per scene. A ``synth:train:N`` held-out spec (for overfitting
+    checks) renders the same way; ``synth:val`` is always the frozen set.
     """
     from edgeps.data.datasets import SynthDataset, open_dataset
 
+    synth = {"size": tuple(cfg.data.input_size), "n_things": tuple(cfg.data.synth_things)}
     if cfg.data.train.startswith("synth:train"):
-        train = SynthDataset("train", n=cfg.data.train_images, size=tuple(cfg.data.input_size))
+        train = SynthDataset("train", n=cfg.data.train_images, **synth)
     else:
         train = open_dataset(cfg.data.train)
-    val = open_dataset(cfg.data.val)
+    val = open_dataset(cfg.data.val, **synth) if cfg.data.val.startswith("synth:train") else open_dataset(cfg.data.val)
     return train, val
 
 
@@ -199,7 +202,7 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, Mode
         scaler.update()
         sched.step()
         step += 1
-        vals = {k: float(v) for k, v in losses.items()}
+        vals = {k: float(v.detach()) for k, v in losses.items()}
         if main:
             history["step"].append(step)
             for k in ("loss", "semantic", "center", "offset"):
@@ -208,7 +211,7 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, Mode
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{vals['loss']:.3f}", sem=f"{vals['semantic']:.3f}", ctr=f"{vals['center']:.4f}", off=f"{vals['offset']:.2f}")
-        elif show and time.monotonic() - last_print > 10:
+        elif main and time.monotonic() - last_print > 30:
             last_print = time.monotonic()
             log.info("step %d/%d loss %.3f (sem %.3f ctr %.4f off %.2f)", step, total_steps, vals["loss"], vals["semantic"], vals["center"], vals["offset"])
         out_of_time = budget > 0 and time.monotonic() - t_start >= budget

@@ -1,0 +1,90 @@
+"""Build a calibration set of preprocessed batches from a spec string."""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeps.errors import ConfigError, DataNotFoundError, FormatError
+from edgeps.preprocess import InputSpec, preprocess
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+
+
+@dataclass
+class CalibrationSet:
+    """Preprocessed (1, 3, H, W) float32 batches plus where they came from."""
+
+    batches: list[np.ndarray]
+    source: str
+    names: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {"source": self.source, "images": len(self.batches)}
+
+
+def _frames_from_images(paths: list[Path]) -> list[tuple[str, np.ndarray]]:
+    out = []
+    for p in paths:
+        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if img is None:
+            raise FormatError(f"calibration image {p}: not a readable image")
+        out.append((p.name, img))
+    return out
+
+
+def _frames_from_video(path: Path, n: int) -> list[tuple[str, np.ndarray]]:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise FormatError(f"calibration video {path}: OpenCV cannot open it as a video")
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    frames = []
+    if total <= 0:
+        raise FormatError(f"calibration video {path}: reports no frames")
+    for idx in np.linspace(0, total - 1, num=min(n, total)).round().astype(int):
+        cap.set(cv2.CAP_PROP_POS_FRAMES, int(idx))
+        ok, frame = cap.read()
+        if ok:
+            frames.append((f"{path.name}#{idx}", frame))
+    cap.release()
+    if not frames:
+        raise FormatError(f"calibration video {path}: no frame could be decoded")
+    return frames
+
+
+def load_calibration_set(spec: str, input_spec: InputSpec, n: int = 64) -> CalibrationSet:
+    """``spec``: a data spec (synth:train:N, synth:val:N, dataset folder), an image folder or
+    glob, or a video file. ``n``: at most this many frames (spread over a video)."""
+    if n < 1:
+        raise ConfigError(f"calibration: need at least one image, asked for {n}")
+    path = Path(spec).expanduser()
+    frames: list[tuple[str, np.ndarray]]
+    if spec.startswith("synth:") or (path.is_dir() and ((path / "gtFine").is_dir() or list(path.glob("*.json")))):
+        from edgeps.data.datasets import open_dataset
+
+        ds = open_dataset(spec)
+        frames = [(ds[i].name, ds[i].image) for i in range(min(n, len(ds)))]
+    elif path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+        frames = _frames_from_video(path, n)
+    elif path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DataNotFoundError(f"calibration folder {path}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        frames = _frames_from_images(files[:n])
+    elif any(ch in spec for ch in "*?["):
+        files = sorted(Path(p) for p in glob.glob(spec) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DataNotFoundError(f"calibration glob {spec!r}: matches no images")
+        frames = _frames_from_images(files[:n])
+    elif not path.exists():
+        raise DataNotFoundError(f"calibration source not found: {spec!r} (a data spec, image folder, glob or video)")
+    else:
+        raise FormatError(f"calibration source {spec!r}: not an image folder, a video ({', '.join(VIDEO_SUFFIXES)}) or a dataset")
+    if not frames:
+        raise DataNotFoundError(f"calibration source {spec!r}: holds no images")
+    return CalibrationSet([preprocess(f, input_spec) for _, f in frames], spec, [name for name, _ in frames])

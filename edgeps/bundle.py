@@ -1,0 +1,219 @@
+"""The bundle manifest ``edgeps.yaml``: everything a runtime needs besides the model file.
+
+One reader (:func:`read_manifest`) validates the schema and version and names the field at
+fault; one writer (:func:`write_manifest`) writes atomically. The core owns this module so a
+runtime-only install (no torch, no export tools) can load bundles.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgeps import __version__
+from edgeps.categories import Categories
+from edgeps.errors import DataNotFoundError, FormatError
+from edgeps.postprocess import PostprocessSettings
+from edgeps.preprocess import InputSpec
+
+MANIFEST_NAME = "edgeps.yaml"
+FORMAT_VERSION = 1
+FORMATS = ("torch", "onnx", "openvino", "tflite")
+PRECISIONS = ("fp32", "fp16", "int8")
+HEADS = ("semantic", "semantic_prob", "center", "offset")
+
+
+@dataclass
+class Manifest:
+    """A validated ``edgeps.yaml``."""
+
+    model_name: str
+    format: str
+    precision: str
+    model_file: str
+    categories: Categories
+    input: InputSpec
+    outputs: dict[str, dict[str, Any]]  # head -> {"name": str, "index": int, "layout": str}
+    postprocess: PostprocessSettings
+    label_divisor: int = 1000
+    channel_order: str = "RGB"
+    model_config: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
+    parity: dict[str, Any] | None = None
+    source_checkpoint_sha256: str | None = None
+    target: dict[str, Any] = field(default_factory=dict)
+    edgeps_version: str = __version__
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "edgeps_version": self.edgeps_version,
+            "model_name": self.model_name,
+            "format": self.format,
+            "precision": self.precision,
+            "model_file": self.model_file,
+            "categories": self.categories.to_list(),
+            "label_divisor": self.label_divisor,
+            "input": {
+                "size": list(self.input.size),
+                "resize": self.input.resize,
+                "channel_order": self.channel_order,
+                "layout": self.input.layout,
+                "mean": list(self.input.mean),
+                "std": list(self.input.std),
+            },
+            "outputs": self.outputs,
+            "postprocess": self.postprocess.to_dict(),
+            "model_config": self.model_config,
+            "calibration": self.calibration,
+            "parity": self.parity,
+            "source_checkpoint_sha256": self.source_checkpoint_sha256,
+            "target": self.target,
+        }
+
+
+_TOP_KEYS = {
+    "format_version": int,
+    "edgeps_version": str,
+    "model_name": str,
+    "format": str,
+    "precision": str,
+    "model_file": str,
+    "categories": list,
+    "label_divisor": int,
+    "input": dict,
+    "outputs": dict,
+    "postprocess": dict,
+    "model_config": dict,
+    "calibration": (dict, type(None)),
+    "parity": (dict, type(None)),
+    "source_checkpoint_sha256": (str, type(None)),
+    "target": dict,
+}
+_REQUIRED = ("format_version", "model_name", "format", "precision", "model_file", "categories", "input", "outputs", "postprocess")
+_INPUT_KEYS = {"size": list, "resize": str, "channel_order": str, "layout": str, "mean": list, "std": list}
+
+
+def _type_name(t: Any) -> str:
+    if isinstance(t, tuple):
+        return " or ".join(_type_name(x) for x in t)
+    return {dict: "mapping", list: "list", str: "string", int: "integer", type(None): "null"}.get(t, t.__name__)
+
+
+def _check_keys(raw: dict, spec: dict, where: str) -> None:
+    for key, value in raw.items():
+        if key not in spec:
+            raise FormatError(f"{where}: unknown field '{key}' (known: {', '.join(spec)})")
+        expected = spec[key]
+        if isinstance(value, bool) or not isinstance(value, expected):
+            raise FormatError(f"{where}.{key}: expected {_type_name(expected)}, got {type(value).__name__} {value!r}"[:300])
+
+
+def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
+    if not isinstance(raw, dict):
+        raise FormatError(f"{where}: expected a mapping at the top level, got {type(raw).__name__}")
+    for key in _REQUIRED:
+        if key not in raw:
+            raise FormatError(f"{where}: missing field '{key}'")
+    _check_keys(raw, _TOP_KEYS, where)
+    if raw["format_version"] != FORMAT_VERSION:
+        raise FormatError(f"{where}.format_version: this edgeps reads version {FORMAT_VERSION}, the bundle has {raw['format_version']}")
+    if raw["format"] not in FORMATS:
+        raise FormatError(f"{where}.format: expected one of {', '.join(FORMATS)}, got {raw['format']!r}")
+    if raw["precision"] not in PRECISIONS:
+        raise FormatError(f"{where}.precision: expected one of {', '.join(PRECISIONS)}, got {raw['precision']!r}")
+    try:
+        categories = Categories.from_list(raw["categories"], where=f"{where}.categories")
+    except ValueError as exc:
+        raise FormatError(str(exc)) from None
+    inp = raw["input"]
+    _check_keys(inp, _INPUT_KEYS, f"{where}.input")
+    for key in ("size", "mean", "std"):
+        if key not in inp:
+            raise FormatError(f"{where}.input: missing field '{key}'")
+    size = inp["size"]
+    if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+        raise FormatError(f"{where}.input.size: expected [H, W] positive integers, got {size!r}")
+    for key in ("mean", "std"):
+        vals = inp[key]
+        if len(vals) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+            raise FormatError(f"{where}.input.{key}: expected three numbers, got {vals!r}")
+    if inp.get("channel_order", "RGB") not in ("RGB", "BGR"):
+        raise FormatError(f"{where}.input.channel_order: expected RGB or BGR, got {inp['channel_order']!r}")
+    try:
+        spec = InputSpec(
+            size=(size[0], size[1]),
+            mean=tuple(float(v) for v in inp["mean"]),
+            std=tuple(float(v) for v in inp["std"]),
+            layout=inp.get("layout", "NCHW"),
+            resize=inp.get("resize", "letterbox"),
+        )
+    except ValueError as exc:
+        raise FormatError(f"{where}.input: {exc}") from None
+    outputs = raw["outputs"]
+    for head in ("semantic", "center", "offset"):
+        if head not in outputs:
+            raise FormatError(f"{where}.outputs: missing head '{head}'")
+    for head, desc in outputs.items():
+        if head not in HEADS:
+            raise FormatError(f"{where}.outputs: unknown head '{head}' (known: {', '.join(HEADS)})")
+        if not isinstance(desc, dict) or not isinstance(desc.get("index"), int):
+            raise FormatError(f"{where}.outputs.{head}: expected a mapping with an integer 'index' (and 'name', 'layout')")
+    try:
+        post = PostprocessSettings.from_dict(raw["postprocess"], where=f"{where}.postprocess")
+    except ValueError as exc:
+        raise FormatError(str(exc)) from None
+    if raw.get("label_divisor", 1000) != post.label_divisor:
+        raise FormatError(f"{where}.label_divisor: {raw['label_divisor']} differs from postprocess.label_divisor {post.label_divisor}")
+    return Manifest(
+        model_name=raw["model_name"],
+        format=raw["format"],
+        precision=raw["precision"],
+        model_file=raw["model_file"],
+        categories=categories,
+        input=spec,
+        outputs=outputs,
+        postprocess=post,
+        label_divisor=raw.get("label_divisor", 1000),
+        channel_order=inp.get("channel_order", "RGB"),
+        model_config=raw.get("model_config") or {},
+        calibration=raw.get("calibration"),
+        parity=raw.get("parity"),
+        source_checkpoint_sha256=raw.get("source_checkpoint_sha256"),
+        target=raw.get("target") or {},
+        edgeps_version=raw.get("edgeps_version", "unknown"),
+        format_version=raw["format_version"],
+    )
+
+
+def read_manifest(bundle_dir: str | Path) -> Manifest:
+    """Read and validate ``bundle_dir/edgeps.yaml``; check that the model file exists."""
+    bundle_dir = Path(bundle_dir)
+    if not bundle_dir.is_dir():
+        raise DataNotFoundError(f"bundle folder not found: {bundle_dir}")
+    path = bundle_dir / MANIFEST_NAME
+    if not path.is_file():
+        raise DataNotFoundError(f"{bundle_dir}: no {MANIFEST_NAME} manifest (is this an edgeps bundle?)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise FormatError(f"{path}: not valid YAML: {str(exc)[:300]}") from None
+    manifest = manifest_from_dict(raw, where=str(path))
+    if not (bundle_dir / manifest.model_file).is_file():
+        raise DataNotFoundError(f"{path}: model_file '{manifest.model_file}' is missing from {bundle_dir}")
+    return manifest
+
+
+def write_manifest(bundle_dir: str | Path, manifest: Manifest) -> Path:
+    bundle_dir = Path(bundle_dir)
+    bundle_dir.mkdir(parents=True, exist_ok=True)
+    path = bundle_dir / MANIFEST_NAME
+    tmp = path.with_name(f".{MANIFEST_NAME}.tmp{os.getpid()}")
+    tmp.write_text(yaml.safe_dump(manifest.to_dict(), sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,55 @@
+"""What every format module gets (an ExportJob) and returns (an ExportArtifact), and the
+decorator that times and sizes each export."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgeps.calibration.sets import CalibrationSet
+from edgeps.preprocess import InputSpec
+
+log = logging.getLogger("edgeps.export")
+
+
+@dataclass
+class ExportJob:
+    model: torch.nn.Module  # trained PanopticModel (eval mode, BN not folded)
+    model_config: dict[str, Any]
+    spec: InputSpec
+    precision: str
+    out_dir: Path
+    model_file: str
+    calibration: CalibrationSet | None = None
+    target: str = "generic"
+    dynamic_hw: bool = False
+
+
+@dataclass
+class ExportArtifact:
+    model_file: str
+    target: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    size_bytes: int = 0
+
+
+def timed_export(fn: Callable[[ExportJob], ExportArtifact]) -> Callable[[ExportJob], ExportArtifact]:
+    """Time an export and size its file; log both."""
+
+    @functools.wraps(fn)
+    def wrapper(job: ExportJob) -> ExportArtifact:
+        t0 = time.perf_counter()
+        art = fn(job)
+        art.seconds = time.perf_counter() - t0
+        art.size_bytes = (job.out_dir / art.model_file).stat().st_size
+        log.info("%s: exported in %.1f s, %.2f MB", job.out_dir.name, art.seconds, art.size_bytes / 1e6)
+        return art
+
+    return wrapper

@@ -1,0 +1,128 @@
+"""Checkpoint -> bundles: one folder ``<format>-<precision>`` per combination, each ending
+with the parity gate and a manifest that records it."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeps.bundle import Manifest, write_manifest
+from edgeps.calibration.sets import CalibrationSet, load_calibration_set
+from edgeps.errors import ConfigError, ExportError
+from edgeps.export import FORMATS
+from edgeps.export.job import ExportJob
+from edgeps.export.parity import check_parity, parity_report
+from edgeps.model.deploy import OUTPUT_HEADS, OUTPUT_LAYOUTS
+from edgeps.preprocess import InputSpec
+from edgeps.training.checkpoint import file_sha256
+from edgeps.training.inference import TorchPredictor, model_from_checkpoint
+
+log = logging.getLogger("edgeps.export")
+
+
+@dataclass
+class ExportResult:
+    name: str
+    path: Path
+    seconds: float
+    size_bytes: int
+    parity: dict[str, Any]
+
+
+def export_bundles(
+    checkpoint: str | Path,
+    formats: list[str],
+    precisions: list[str],
+    out: str | Path,
+    *,
+    calib: str = "synth:train:32",
+    calib_images: int = 32,
+    parity_data: str = "synth:val:8",
+    parity_images: int = 8,
+    size: tuple[int, int] | None = None,
+    target: str = "generic",
+    dynamic_hw: bool = False,
+    resize: str = "letterbox",
+) -> list[ExportResult]:
+    from edgeps.data.datasets import open_dataset
+    from edgeps.runtimes import load
+
+    for f in formats:
+        if f not in FORMATS:
+            raise ConfigError(f"--formats: unknown format '{f}' (known: {', '.join(FORMATS)})")
+    jobs = [(f, p) for f in formats for p in precisions if p in FORMATS[f].precisions]
+    for f in formats:
+        for p in precisions:
+            if p not in FORMATS[f].precisions:
+                log.info("skipping %s-%s: %s supports %s", f, p, f, ", ".join(FORMATS[f].precisions))
+    if not jobs:
+        raise ConfigError(f"nothing to export: no format in {formats} supports precisions {precisions}")
+    model, categories, cfg = model_from_checkpoint(checkpoint)
+    spec = InputSpec(size=tuple(size or cfg.data.input_size), resize=resize)
+    calibration: CalibrationSet | None = None
+    if any(p == "int8" for _, p in jobs):
+        calibration = load_calibration_set(calib, spec, n=calib_images)
+        log.info("calibration: %d images from %s", len(calibration.batches), calib)
+    parity_set = open_dataset(parity_data)
+    if calibration is not None and set(calibration.names) & {parity_set[i].name for i in range(min(parity_images, len(parity_set)))}:
+        raise ConfigError(f"parity images ({parity_data}) overlap the calibration images ({calib}): use disjoint sets")
+    reference = TorchPredictor(model, categories, spec, cfg.postprocess)
+    sha = file_sha256(checkpoint)
+    out = Path(out)
+    results = []
+    for fmt, precision in jobs:
+        info = FORMATS[fmt]
+        name = f"{fmt}-{precision}"
+        bundle = out / name
+        if bundle.exists():
+            shutil.rmtree(bundle)
+        bundle.mkdir(parents=True)
+        module = importlib.import_module(f"edgeps.export.{info.module}")
+        job = ExportJob(model, dict(cfg.model), spec, precision, bundle, info.suffix, calibration, target, dynamic_hw)
+        try:
+            art = module.export(job)
+        except (ConfigError, ExportError):
+            raise
+        except Exception as exc:
+            raise ExportError(f"{name}: {fmt} export failed: {type(exc).__name__}: {str(exc)[:400]}") from exc
+        manifest = Manifest(
+            model_name=f"{Path(checkpoint).stem}-{name}",
+            format=fmt,
+            precision=precision,
+            model_file=art.model_file,
+            categories=categories,
+            input=spec,
+            outputs={h: {"name": h, "index": i, "layout": OUTPUT_LAYOUTS[h]} for i, h in enumerate(OUTPUT_HEADS)},
+            postprocess=cfg.postprocess,
+            label_divisor=cfg.postprocess.label_divisor,
+            model_config={k: v for k, v in cfg.model.items() if k not in ("num_classes", "pretrained")},
+            calibration=calibration.summary() if (calibration is not None and precision == "int8") else None,
+            source_checkpoint_sha256=sha,
+            target=art.target,
+        )
+        write_manifest(bundle, manifest)
+        runtime = load(bundle, backend=info.backend)
+        report = parity_report(runtime, reference, model, parity_set, parity_images, precision)
+        report["data"] = parity_data
+        manifest.parity = report
+        write_manifest(bundle, manifest)
+        log.info(
+            "%s: %.1f s, %.2f MB, parity: max|diff| %s, class agreement %.4f, PQ %.2f vs torch %.2f",
+            name, art.seconds, art.size_bytes / 1e6,
+            {k: f"{v:.2e}" for k, v in report["max_abs_diff"].items()},
+            report["class_agreement"], 100 * report["pq_bundle"], 100 * report["pq_torch_fp32"],
+        )
+        try:
+            check_parity(report, name)
+        except ExportError:
+            rejected = bundle.with_name(name + ".rejected")
+            if rejected.exists():
+                shutil.rmtree(rejected)
+            bundle.rename(rejected)
+            raise
+        results.append(ExportResult(name, bundle, art.seconds, art.size_bytes, report))
+    return results

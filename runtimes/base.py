@@ -1,0 +1,91 @@
+"""The Runtime contract every backend module implements (only ``_infer`` differs)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeps.bundle import Manifest
+from edgeps.errors import InputShapeError
+from edgeps.panoptic import segments_of
+from edgeps.postprocess import panoptic_from_outputs
+from edgeps.preprocess import as_bgr, frame_geometry, preprocess
+from edgeps.result import PanopticResult
+
+
+class Runtime:
+    """A loaded bundle: one session made once, then ``predict`` per frame.
+
+    Thread safety: ``infer``/``predict`` hold a per-runtime lock, so concurrent calls from
+    several threads are safe and run one at a time (use one runtime per thread to overlap).
+    """
+
+    name = "base"
+
+    def __init__(self, bundle_dir: Path, manifest: Manifest, *, device: str = "cpu", threads: int | None = None, **options: Any):
+        self.bundle_dir = bundle_dir
+        self.manifest = manifest
+        self.device = device
+        self.threads = threads
+        self.options = options
+        self.thing_ids = manifest.categories.thing_ids
+        self._lock = threading.Lock()
+        self.info: dict[str, Any] = {
+            "backend": self.name,
+            "format": manifest.format,
+            "precision": manifest.precision,
+            "input_size": list(manifest.input.size),
+            "model_name": manifest.model_name,
+            "requested_device": device,
+        }
+
+    # -- the contract ------------------------------------------------------------------
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        return preprocess(image, self.manifest.input)
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        expected = (1, 3, *self.manifest.input.size) if self.manifest.input.layout == "NCHW" else (1, *self.manifest.input.size, 3)
+        if not isinstance(batch, np.ndarray) or batch.shape != expected or batch.dtype != np.float32:
+            got = f"{batch.dtype} {batch.shape}" if isinstance(batch, np.ndarray) else type(batch).__name__
+            raise InputShapeError(f"infer: expected a float32 batch of shape {expected} (from rt.preprocess), got {got}")
+        with self._lock:
+            return self._infer(batch)
+
+    def predict(self, image: np.ndarray) -> PanopticResult:
+        t0 = time.perf_counter()
+        frame = as_bgr(image, "image")
+        batch = self.preprocess(frame)
+        t1 = time.perf_counter()
+        heads = self.infer(batch)
+        t2 = time.perf_counter()
+        pred = panoptic_from_outputs(
+            heads,
+            thing_ids=self.thing_ids,
+            settings=self.manifest.postprocess,
+            geometry=frame_geometry(frame.shape[:2], self.manifest.input),
+        )
+        segments = segments_of(pred.panoptic, self.manifest.postprocess.label_divisor, self.manifest.postprocess.void_label)
+        for seg in segments:
+            seg.score = pred.scores.get(seg.id)
+        t3 = time.perf_counter()
+        timings = {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
+        return PanopticResult(pred.panoptic, segments, timings)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """The panoptic map alone: a predictor for :func:`edgeps.evaluation.evaluate_predictor`."""
+        return self.predict(image).panoptic
+
+    # -- for backends ---------------------------------------------------------------------
+    def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _outputs_by_head(self, values: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Positional model outputs -> heads, by the manifest's output indices."""
+        out = {}
+        for head, desc in self.manifest.outputs.items():
+            out[head] = values[desc["index"]]
+        return out

@@ -1,0 +1,246 @@
+"""Export (torch, ONNX fp32/int8) with the parity gate, and the one runtime interface."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from edgeps.bundle import MANIFEST_NAME, read_manifest
+from edgeps.errors import ConfigError, DataNotFoundError, FormatError, InputShapeError
+from edgeps.preprocess import InputSpec, frame_geometry, map_to_frame, preprocess
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = (64, 128)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A small model trained for a few dozen steps (confident enough for int8 parity)."""
+    from edgeps.training.config import config_from_dict
+    from edgeps.training.trainer import train
+
+    out = tmp_path_factory.mktemp("tiny")
+    cfg = config_from_dict(
+        {
+            "model": {"width_mult": 0.5, "pretrained": False, "semantic_channels": 32, "instance_channels": 32, "aspp_channels": 32, "head_channels": 16},
+            "data": {"train_images": 8, "val": "synth:val:2", "val_images": 2, "input_size": list(SIZE), "crop": list(SIZE), "scale_range": [1.0, 1.0], "center_sigma": 3.0},
+            "schedule": {"max_steps": 40, "batch_size": 4, "lr": 0.005, "eval_every": 0, "checkpoint_every": 0, "threads": 2},
+            "postprocess": {"stuff_area": 32},
+        }
+    )
+    train(cfg, out, show_progress=False)
+    return out / "checkpoints" / "last.pt"
+
+
+@pytest.fixture(scope="session")
+def bundles(tiny_checkpoint, tmp_path_factory) -> dict[str, Path]:
+    from edgeps.export.pipeline import export_bundles
+
+    out = tmp_path_factory.mktemp("bundles")
+    results = export_bundles(
+        tiny_checkpoint, ["torch", "onnx"], ["fp32", "int8"], out, calib="synth:train:8", calib_images=8, parity_data="synth:val:2", parity_images=2
+    )
+    return {r.name: r.path for r in results}
+
+
+def test_export_makes_one_bundle_per_format_and_precision(bundles):
+    assert sorted(bundles) == ["onnx-fp32", "onnx-int8", "torch-fp32"]  # torch has no int8
+    for name, path in bundles.items():
+        m = read_manifest(path)
+        assert m.format == name.split("-")[0] and m.precision == name.split("-")[1]
+        assert m.source_checkpoint_sha256 and len(m.source_checkpoint_sha256) == 64
+        assert m.parity["images"] == 2 and m.input.size == SIZE
+    int8 = read_manifest(bundles["onnx-int8"])
+    assert int8.calibration == {"source": "synth:train:8", "images": 8}
+    assert int8.target["reduce_range"] is True and int8.target["target"] == "generic"
+
+
+def test_fp32_parity_within_tolerance_and_int8_agreement(bundles):
+    fp32 = read_manifest(bundles["onnx-fp32"]).parity
+    assert max(fp32["max_abs_diff"].values()) <= 1e-3
+    assert fp32["class_agreement"] >= 0.999
+    assert abs(fp32["pq_diff_points"]) <= 0.1
+    int8 = read_manifest(bundles["onnx-int8"]).parity
+    assert int8["class_agreement"] >= 0.98
+
+
+def test_onnx_graph_ends_in_argmax_with_four_named_outputs(bundles):
+    import onnx
+
+    model = onnx.load(str(bundles["onnx-fp32"] / "model.onnx"))
+    assert [o.name for o in model.graph.output] == ["semantic", "semantic_prob", "center", "offset"]
+    assert any(n.op_type == "ArgMax" for n in model.graph.node)
+    assert not any(n.op_type == "BatchNormalization" for n in model.graph.node)  # folded
+
+
+@pytest.mark.parametrize("name", ["torch-fp32", "onnx-fp32", "onnx-int8"])
+def test_load_and_predict_round_trip(bundles, name):
+    from edgeps.data.datasets import open_dataset
+    from edgeps.runtimes import load
+
+    rt = load(bundles[name], threads=2)
+    frame = open_dataset("synth:val:1")[0].image
+    batch = rt.preprocess(frame)
+    assert batch.shape == (1, 3, *SIZE) and batch.dtype == np.float32
+    heads = rt.infer(batch)
+    assert heads["semantic"].shape == (1, *SIZE) and np.issubdtype(heads["semantic"].dtype, np.integer)
+    assert heads["center"].shape == (1, 1, *SIZE) and heads["offset"].shape == (1, 2, *SIZE)
+    result = rt.predict(frame)
+    assert result.panoptic.shape == frame.shape[:2] and result.panoptic.dtype == np.int32
+    assert set(result.timings) == {"preprocess", "infer", "postprocess"}
+    ids = {s.id for s in result.segments}
+    assert ids == set(np.unique(result.panoptic).tolist()) - {-1}
+    assert rt.info["backend"] == ("torch" if name.startswith("torch") else "onnxruntime")
+    if name.startswith("onnx"):
+        assert rt.info["providers"] == ["CPUExecutionProvider"]
+    with pytest.raises(InputShapeError, match="float32 batch of shape"):
+        rt.infer(batch[:, :, :10])
+
+
+def test_fp32_bundles_agree_through_the_interface(bundles):
+    from edgeps.data.datasets import open_dataset
+    from edgeps.runtimes import load
+
+    frame = open_dataset("synth:val:1")[0].image
+    a = load(bundles["torch-fp32"]).predict(frame).panoptic
+    b = load(bundles["onnx-fp32"]).predict(frame).panoptic
+    assert (a == b).mean() >= 0.999
+
+
+def test_letterbox_geometry_maps_back_exactly():
+    spec = InputSpec(size=(64, 128))
+    g = frame_geometry((100, 100), spec)  # square frame into a 1:2 input: pillarbox
+    assert (g.top, g.left, g.height, g.width) == (0, 32, 64, 64)
+    frame = np.zeros((100, 100, 3), np.uint8)
+    frame[:, :50] = 255  # left half white
+    x = preprocess(frame, spec)
+    assert np.allclose(x[0, :, :, :32], 0, atol=0.01)  # padding = mean colour (uint8-rounded) -> ~0
+    assert x[0, 0, 10, 40] > 1 and x[0, 0, 10, 90] < -1  # white then black content
+    model_map = np.full((64, 128), -1, np.int32)
+    model_map[:, 32:64] = 7
+    model_map[:, 64:96] = 9
+    back = map_to_frame(model_map, g)
+    assert back.shape == (100, 100)
+    assert (back[:, :50] == 7).all() and (back[:, 50:] == 9).all()
+    wide = frame_geometry((100, 400), spec)  # wider than 1:2: letterbox top/bottom
+    assert (wide.top, wide.left, wide.height, wide.width) == (16, 0, 32, 128)
+    assert frame_geometry((100, 400), InputSpec(size=(64, 128), resize="stretch")).height == 64
+
+
+def test_provider_selection_options_and_fallback(bundles, caplog):
+    from edgeps.runtimes import load
+    from edgeps.runtimes.onnxruntime_backend import provider_config
+
+    m = read_manifest(bundles["onnx-int8"])
+    all_gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    providers, warnings = provider_config("tensorrt:1", m, bundles["onnx-int8"], all_gpu)
+    assert not warnings
+    assert [p if isinstance(p, str) else p[0] for p in providers] == all_gpu
+    trt = providers[0][1]
+    assert trt["device_id"] == 1 and trt["trt_int8_enable"] and trt["trt_fp16_enable"]
+    assert trt["trt_engine_cache_enable"] and trt["trt_engine_cache_path"].endswith("trt_cache")
+    assert providers[1] == ("CUDAExecutionProvider", {"device_id": 1})
+    providers, warnings = provider_config("cuda", m, bundles["onnx-int8"], ["CPUExecutionProvider"])
+    assert providers == ["CPUExecutionProvider"] and "CUDAExecutionProvider" in warnings[0]
+    with pytest.raises(ConfigError, match="device"):
+        provider_config("npu", m, bundles["onnx-int8"], all_gpu)
+    rt = load(bundles["onnx-fp32"], device="tensorrt")  # no GPU here: real session on CPU
+    assert rt.info["providers"] == ["CPUExecutionProvider"]
+    assert rt.info["requested_device"] == "tensorrt"
+    assert any("falling back to CPU" in r.message for r in caplog.records)
+
+
+def _copy(bundle: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / bundle.name
+    shutil.copytree(bundle, dst)
+    return dst
+
+
+@pytest.mark.parametrize(
+    "edit, error, match",
+    [
+        (lambda d: d.pop("format"), FormatError, "missing field 'format'"),
+        (lambda d: d.update(colour="red"), FormatError, "unknown field 'colour'"),
+        (lambda d: d.update(format_version=99), FormatError, "format_version"),
+        (lambda d: d.update(precision="int4"), FormatError, "precision"),
+        (lambda d: d["input"].update(size=[64]), FormatError, r"input\.size"),
+        (lambda d: d["input"].update(mean="0"), FormatError, r"input\.mean"),
+        (lambda d: d["outputs"].pop("center"), FormatError, "missing head 'center'"),
+        (lambda d: d["categories"].append(dict(d["categories"][0])), FormatError, "duplicate category id"),
+        (lambda d: d.update(model_file="nope.onnx"), DataNotFoundError, "nope.onnx"),
+    ],
+)
+def test_manifest_validation_errors_name_the_field(bundles, tmp_path, edit, error, match):
+    b = _copy(bundles["onnx-fp32"], tmp_path)
+    data = yaml.safe_load((b / MANIFEST_NAME).read_text())
+    edit(data)
+    (b / MANIFEST_NAME).write_text(yaml.safe_dump(data))
+    with pytest.raises(error, match=match):
+        read_manifest(b)
+
+
+def test_corrupt_model_and_missing_manifest(bundles, tmp_path):
+    from edgeps.runtimes import load
+
+    b = _copy(bundles["onnx-fp32"], tmp_path)
+    data = (b / "model.onnx").read_bytes()
+    (b / "model.onnx").write_bytes(data[: len(data) // 3])
+    with pytest.raises(FormatError, match="model.onnx.*cannot load"):
+        load(b)
+    (b / MANIFEST_NAME).unlink()
+    with pytest.raises(DataNotFoundError, match="no edgeps.yaml"):
+        load(b)
+
+
+def test_eval_bundles_prints_one_table(bundles, capsys):
+    from edgeps.apps.cli import main
+
+    rc = main(["eval", "--bundle", str(bundles["onnx-fp32"]), str(bundles["onnx-int8"]), "--data", "synth:val:2"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "onnx-fp32" in out and "onnx-int8" in out and "PQth" in out
+
+
+RUNTIME_ONLY = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import edgeps.runtimes
+    from edgeps.data.datasets import open_dataset
+    rt = edgeps.runtimes.load(sys.argv[1], threads=1)
+    frame = open_dataset("synth:val:1")[0].image
+    res = rt.predict(frame)
+    assert res.panoptic.shape == frame.shape[:2]
+    assert "torch" not in sys.modules, "torch was imported"
+    print("OK", rt.info["backend"], sys.version_info[:2], len(res.segments))
+    """
+)
+
+
+def test_runtime_only_environment_predicts_without_torch(bundles):
+    py = Path(os.environ.get("EDGEPS_RUNTIME_PYTHON", REPO / ".venv-runtime" / "bin" / "python"))
+    if not py.exists():
+        pytest.fail(f"runtime-only environment missing at {py}: scripts/test.sh builds it (.[ort], no torch)")
+    check = subprocess.run([str(py), "-c", "import importlib.util as u; print(u.find_spec('torch') is None)"], capture_output=True, text=True)
+    assert check.stdout.strip() == "True", "the runtime-only environment must not have torch installed"
+    proc = subprocess.run([str(py), "-c", RUNTIME_ONLY, str(bundles["onnx-int8"])], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("OK onnxruntime")
+
+
+def test_export_rejects_unknown_format_and_empty_calibration(tiny_checkpoint, tmp_path):
+    from edgeps.export.pipeline import export_bundles
+
+    with pytest.raises(ConfigError, match="unknown format 'caffe'"):
+        export_bundles(tiny_checkpoint, ["caffe"], ["fp32"], tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataNotFoundError, match="no images"):
+        export_bundles(tiny_checkpoint, ["onnx"], ["int8"], tmp_path / "out", calib=str(empty))
