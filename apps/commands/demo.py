@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgeps.apps.commands.data import parse_size
 from edgeps.data.synthetic import SYNTH_CATEGORIES, noisy_heads, random_scene
 from edgeps.io.coco_panoptic import panoptic_to_coco, write_coco_panoptic
 from edgeps.metrics import evaluate_coco_panoptic
@@ -29,18 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=8, help="number of synthetic frames")
     parser.add_argument("--size", default="512x1024", help="frame size HxW")
     parser.add_argument("--seed", type=int, default=0)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    from edgeps.errors import ConfigError
-
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"--size: expected HxW such as 512x1024, got {text!r}") from None
-    if h < 16 or w < 16:
-        raise ConfigError(f"--size: each side must be >= 16, got {text!r}")
-    return h, w
 
 
 def run(args: argparse.Namespace) -> int:

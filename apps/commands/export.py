@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeps.apps.commands.demo import parse_size
+    from edgeps.apps.commands.data import parse_size
     from edgeps.export.pipeline import export_bundles
 
     logging.getLogger("edgeps").setLevel(logging.INFO)

@@ -10,21 +10,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from edgeps.apps.commands.data import parse_size
+
 NAME = "model-info"
 HELP = "parameters and GFLOPs of a model config"
 
 DEFAULT_NUM_CLASSES = 19  # Cityscapes, when neither the config nor --num-classes gives one
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'256x512' -> (256, 512)."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW such as 256x512, got {text!r}") from None
-    if h < 1 or w < 1:
-        raise argparse.ArgumentTypeError(f"expected positive sizes, got {text!r}")
-    return h, w
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
