@@ -1,6 +1,7 @@
 """ONNX export: DeployModel (BN folded, ArgMax in the graph) -> model.onnx, then fp16 or int8.
 
-int8 is ORT static quantization (QDQ, per-channel weights). On CPUs without VNNI (AVX2 only,
+int8 is ORT static quantization (QDQ, per-channel weights, percentile-99.99 activation ranges;
+the prediction convs and what follows them stay float). On CPUs without VNNI (AVX2 only,
 like the CI machines) the u8 x s8 dot products saturate with the default ranges, which
 wrecks accuracy; ``reduce_range`` (7-bit weights) fixes it. The per-target default:
 
@@ -26,6 +27,8 @@ log = logging.getLogger("edgeps.export.onnx")
 
 TARGETS = {"generic": {"reduce_range": True}, "cpu-vnni": {"reduce_range": False}, "tensorrt": {"reduce_range": False}}
 OPSET = 18
+# Conv weights (by name) whose convs, and everything after them, stay float in int8 exports.
+KEEP_FLOAT = (".predictor.",)
 
 
 def _export_fp32(job: ExportJob, path) -> None:
@@ -69,6 +72,27 @@ def _to_fp16(src, dst) -> None:
     onnx.save(model, str(dst))
 
 
+def _float_tail(model: onnx.ModelProto, keep_float: tuple[str, ...]) -> list[str]:
+    """Names of the nodes that stay float: the convs whose weight name contains one of
+    ``keep_float`` and every node downstream of them (resizes, softmax, argmax).
+
+    The prediction convs are cheap (few channels) but their outputs (offsets of +-100 px, the
+    heatmap peaks) lose most from 8-bit activations.
+    """
+    seeds = [n for n in model.graph.node if n.op_type == "Conv" and any(k in i for i in n.input for k in keep_float)]
+    tail = {n.name for n in seeds}
+    produced = {o for n in seeds for o in n.output}
+    changed = True
+    while changed:
+        changed = False
+        for n in model.graph.node:
+            if n.name not in tail and any(i in produced for i in n.input):
+                tail.add(n.name)
+                produced.update(n.output)
+                changed = True
+    return sorted(tail)
+
+
 def _to_int8(job: ExportJob, src, dst) -> dict:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -88,10 +112,21 @@ def _to_int8(job: ExportJob, src, dst) -> dict:
         reduce_range=settings["reduce_range"],
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
-        calibrate_method=CalibrationMethod.MinMax,
+        calibrate_method=CalibrationMethod.Percentile,
+        extra_options={"CalibPercentile": 99.99},
         op_types_to_quantize=["Conv", "Add", "Concat", "Resize", "Mul", "GlobalAveragePool", "ReduceMean"],
+        nodes_to_exclude=_float_tail(onnx.load(str(src)), KEEP_FLOAT),
     )
-    return {"target": job.target, "reduce_range": settings["reduce_range"], "quant_format": "QDQ", "per_channel": True, "activations": "uint8", "weights": "int8"}
+    return {
+        "target": job.target,
+        "reduce_range": settings["reduce_range"],
+        "quant_format": "QDQ",
+        "per_channel": True,
+        "activations": "uint8",
+        "weights": "int8",
+        "float_nodes": list(KEEP_FLOAT),
+        "calibration": "percentile 99.99",
+    }
 
 
 @timed_export
