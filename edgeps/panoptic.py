@@ -68,38 +68,52 @@ class Segment:
         return d
 
 
+def compact_ids(panoptic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct ids, per-pixel index into them), without sorting the pixels when the
+    id range is small (the usual case: class * 1000 + instance)."""
+    flat = panoptic.ravel()
+    if flat.size == 0:
+        return np.zeros(0, flat.dtype), np.zeros(0, np.int64)
+    lo, hi = int(flat.min()), int(flat.max())
+    if hi - lo > 4 * flat.size + 65536:
+        return np.unique(flat, return_inverse=True)
+    shifted = flat.astype(np.int64) - lo
+    present = np.bincount(shifted, minlength=hi - lo + 1) > 0
+    ids = np.flatnonzero(present)
+    lut = np.zeros(hi - lo + 1, np.int64)
+    lut[ids] = np.arange(ids.size)
+    return (ids + lo).astype(flat.dtype), lut[shifted]
+
+
 def segments_of(panoptic: np.ndarray, label_divisor: int = LABEL_DIVISOR, void_label: int = VOID_LABEL) -> list[Segment]:
-    """Area, bounding box and centroid of every segment, vectorized over pixels."""
+    """Area, bounding box and centroid of every segment, vectorized over pixels: per-segment
+    row and column occupancy from two bincounts give the boxes."""
     pan = np.asarray(panoptic)
     if pan.ndim != 2:
         raise InputShapeError(f"panoptic: expected (H, W), got shape {pan.shape}")
-    flat = pan.ravel()
-    ids, inverse, area = np.unique(flat, return_inverse=True, return_counts=True)
+    h, w = pan.shape
+    ids, inverse = compact_ids(pan)
     n = len(ids)
-    w = pan.shape[1]
-    idx = np.arange(flat.size)
-    ys, xs = idx // w, idx % w
-    sum_x = np.bincount(inverse, weights=xs, minlength=n)
-    sum_y = np.bincount(inverse, weights=ys, minlength=n)
-    x0 = np.full(n, np.iinfo(np.int64).max)
-    y0 = np.full(n, np.iinfo(np.int64).max)
-    x1 = np.full(n, -1)
-    y1 = np.full(n, -1)
-    np.minimum.at(x0, inverse, xs)
-    np.minimum.at(y0, inverse, ys)
-    np.maximum.at(x1, inverse, xs)
-    np.maximum.at(y1, inverse, ys)
+    area = np.bincount(inverse, minlength=n)
+    rows = np.repeat(np.arange(h), w)
+    cols = np.tile(np.arange(w), h)
+    row_hits = np.bincount(inverse * h + rows, minlength=n * h).reshape(n, h)
+    col_hits = np.bincount(inverse * w + cols, minlength=n * w).reshape(n, w)
+    sum_y = row_hits @ np.arange(h)
+    sum_x = col_hits @ np.arange(w)
     out = []
     for k, sid in enumerate(ids.tolist()):
-        if sid == void_label:
+        if sid == void_label or area[k] == 0:
             continue
+        ry = np.flatnonzero(row_hits[k])
+        cx = np.flatnonzero(col_hits[k])
         out.append(
             Segment(
                 id=int(sid),
                 category_id=int(sid // label_divisor),
                 instance=int(sid % label_divisor),
                 area=int(area[k]),
-                bbox=(int(x0[k]), int(y0[k]), int(x1[k] - x0[k] + 1), int(y1[k] - y0[k] + 1)),
+                bbox=(int(cx[0]), int(ry[0]), int(cx[-1] - cx[0] + 1), int(ry[-1] - ry[0] + 1)),
                 centroid=(float(sum_x[k] / area[k]), float(sum_y[k] / area[k])),
             )
         )

@@ -28,6 +28,7 @@ import numpy as np
 
 from edgeps import LABEL_DIVISOR, VOID_LABEL
 from edgeps.errors import InputShapeError
+from edgeps.panoptic import compact_ids
 from edgeps.preprocess import Geometry, map_to_frame
 
 # Cap on (occupied cells x centers) in the exact nearest-center search (bounds memory).
@@ -429,7 +430,7 @@ def panoptic_prediction_from_heads(
 def _segment_scores(
     panoptic: np.ndarray, prob: np.ndarray, instance_ids: np.ndarray, center_scores: np.ndarray, void_label: int
 ) -> dict[int, float]:
-    ids, inverse = np.unique(panoptic.ravel(), return_inverse=True)
+    ids, inverse = compact_ids(panoptic)
     mean_prob = np.bincount(inverse, weights=prob.ravel().astype(np.float64)) / np.bincount(inverse)
     center_of = {int(pid): float(s) for pid, s in zip(instance_ids.tolist(), center_scores.tolist()) if pid != void_label}
     return {
