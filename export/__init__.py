@@ -22,6 +22,8 @@ class FormatInfo:
 FORMATS: dict[str, FormatInfo] = {
     "torch": FormatInfo("torch", "torch_format", "model.pt", ("fp32",), "torch", "train"),
     "onnx": FormatInfo("onnx", "onnx_format", "model.onnx", ("fp32", "fp16", "int8"), "onnxruntime", "export"),
+    "openvino": FormatInfo("openvino", "openvino_format", "model.xml", ("fp32", "fp16", "int8"), "openvino", "export"),
+    "tflite": FormatInfo("tflite", "tflite_format", "model.tflite", ("fp32", "fp16", "int8"), "tflite", "export"),
 }
 
 __all__ = ["FORMATS", "FormatInfo"]

@@ -38,17 +38,21 @@ class ExportArtifact:
     target: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     size_bytes: int = 0
+    # head -> position among the model's outputs, when the file does not keep OUTPUT_HEADS order
+    output_index: dict[str, int] = field(default_factory=dict)
 
 
 def timed_export(fn: Callable[[ExportJob], ExportArtifact]) -> Callable[[ExportJob], ExportArtifact]:
-    """Time an export and size its file; log both."""
+    """Time an export and size its files (model plus a ``.bin`` weights file if any); log both."""
 
     @functools.wraps(fn)
     def wrapper(job: ExportJob) -> ExportArtifact:
         t0 = time.perf_counter()
         art = fn(job)
         art.seconds = time.perf_counter() - t0
-        art.size_bytes = (job.out_dir / art.model_file).stat().st_size
+        model_path = job.out_dir / art.model_file
+        weights = model_path.with_suffix(".bin")  # OpenVINO keeps the weights beside the graph
+        art.size_bytes = model_path.stat().st_size + (weights.stat().st_size if weights.is_file() else 0)
         log.info("%s: exported in %.1f s, %.2f MB", job.out_dir.name, art.seconds, art.size_bytes / 1e6)
         return art
 

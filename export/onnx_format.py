@@ -2,7 +2,7 @@
 
 int8 is ORT static quantization (QDQ, per-channel weights, percentile-99.99 activation ranges;
 the prediction convs and what follows them stay float). On CPUs without VNNI (AVX2 only,
-like the CI machines) the u8 x s8 dot products saturate with the default ranges, which
+common on edge x86 boards) the u8 x s8 dot products saturate with the default ranges, which
 wrecks accuracy; ``reduce_range`` (7-bit weights) fixes it. The per-target default:
 
     target       reduce_range   for

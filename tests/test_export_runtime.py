@@ -21,25 +21,6 @@ SIZE = (64, 128)
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    """A small model trained for a few dozen steps (confident enough for int8 parity)."""
-    from edgeps.training.config import config_from_dict
-    from edgeps.training.trainer import train
-
-    out = tmp_path_factory.mktemp("tiny")
-    cfg = config_from_dict(
-        {
-            "model": {"width_mult": 0.5, "pretrained": False, "semantic_channels": 32, "instance_channels": 32, "aspp_channels": 32, "head_channels": 16},
-            "data": {"train_images": 8, "val": "synth:val:2", "val_images": 2, "input_size": list(SIZE), "crop": list(SIZE), "scale_range": [1.0, 1.0], "center_sigma": 3.0},
-            "schedule": {"max_steps": 40, "batch_size": 4, "lr": 0.005, "eval_every": 0, "checkpoint_every": 0, "threads": 2},
-            "postprocess": {"stuff_area": 32},
-        }
-    )
-    train(cfg, out, show_progress=False)
-    return out / "checkpoints" / "last.pt"
-
-
-@pytest.fixture(scope="session")
 def bundles(tiny_checkpoint, tmp_path_factory) -> dict[str, Path]:
     from edgeps.export.pipeline import export_bundles
 

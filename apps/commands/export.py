@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parity-data", default="synth:val:8", help="held-out images for the parity gate (disjoint from --calib)")
     parser.add_argument("--parity-images", type=int, default=8)
     parser.add_argument("--size", help="model input HxW (default: the training input size)")
-    parser.add_argument("--target", default="generic", help="int8 target: generic (reduce_range, CPUs without VNNI), cpu-vnni, tensorrt")
+    parser.add_argument("--target", default="generic", help="int8 target: generic (safe on CPUs without VNNI), cpu-vnni; onnx also tensorrt, openvino also gpu, npu")
     parser.add_argument("--dynamic-hw", action="store_true", help="ONNX with dynamic input height/width")
     parser.add_argument("--resize", default="letterbox", choices=["letterbox", "stretch"], help="frames of another aspect ratio")
     parser.add_argument("--out", required=True, type=Path)

@@ -1,0 +1,134 @@
+"""OpenVINO export: DeployModel (BN folded, ArgMax in the graph) -> model.xml + model.bin.
+
+The graph comes straight from torch (``openvino.convert_model`` on the module, no ONNX in
+between: one converter fewer, and numerically the same as the ONNX route when measured). It
+gets a static input (``[1, 3, H, W]``; batch 1 with dynamic H/W under ``--dynamic-hw``) and
+output tensor names from ``OUTPUT_HEADS``; the manifest still indexes outputs by position.
+
+fp16 compresses the weights to fp16 (half the file; the CPU plugin decompresses them, GPUs
+run them natively). int8 is NNCF post-training quantization (FakeQuantize, symmetric
+"performance" preset) over the calibration set. NNCF's default ranges saturate the u8 x s8
+dot products on CPUs without VNNI (AVX2 only), so the default target turns on NNCF's
+overflow fix on every layer (7-bit weights; NNCF's own default fixes the first layer only),
+like ORT's ``reduce_range``:
+
+    target       overflow_fix   nncf target_device   for
+    generic      enable         CPU                  any x86 CPU (safe without VNNI), the default
+    cpu-vnni     disable        CPU                  CPUs with AVX512-VNNI / AVX-VNNI / AMX
+    gpu          disable        GPU                  Intel GPUs
+    npu          disable        NPU                  Intel NPUs
+
+The ArgMax (TopK) and Softmax stay float: NNCF does not quantize them, and the outputs keep
+their order and names (checked after quantization).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgeps.errors import ConfigError, ExportError
+from edgeps.export.job import ExportArtifact, ExportJob, timed_export
+from edgeps.model.deploy import OUTPUT_HEADS, DeployModel
+
+log = logging.getLogger("edgeps.export.openvino")
+
+TARGETS: dict[str, dict[str, str]] = {
+    "generic": {"overflow_fix": "enable", "target_device": "CPU"},
+    "cpu-vnni": {"overflow_fix": "disable", "target_device": "CPU"},
+    "gpu": {"overflow_fix": "disable", "target_device": "GPU"},
+    "npu": {"overflow_fix": "disable", "target_device": "NPU"},
+}
+
+
+def convert(job: ExportJob) -> Any:
+    """The fp32 ``openvino.Model`` of ``job.model`` with a batch-1 input and named outputs."""
+    import openvino as ov
+
+    deploy = DeployModel(job.model).eval()
+    h, w = job.spec.size
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ov.convert_model(deploy, example_input=torch.zeros(1, 3, h, w))
+    model.reshape({model.inputs[0]: [1, 3, -1, -1] if job.dynamic_hw else [1, 3, h, w]})
+    if len(model.outputs) != len(OUTPUT_HEADS):
+        raise ExportError(f"OpenVINO conversion produced {len(model.outputs)} outputs, expected {len(OUTPUT_HEADS)}")
+    for output, head in zip(model.outputs, OUTPUT_HEADS):
+        output.get_tensor().set_names({head})
+    model.inputs[0].get_tensor().set_names({"input"})
+    return model
+
+
+def check_outputs(model: Any) -> None:
+    """Outputs must still be the four heads in order, the class map int32 (the ArgMax kept)."""
+    names = [sorted(o.get_names())[0] if o.get_names() else "?" for o in model.outputs]
+    if names != list(OUTPUT_HEADS):
+        raise ExportError(f"OpenVINO model outputs {names}, expected {list(OUTPUT_HEADS)}")
+    semantic = model.outputs[0].get_element_type().get_type_name()
+    if semantic != "i32":
+        raise ExportError(f"OpenVINO model: semantic output is {semantic}, expected i32 (the in-graph ArgMax)")
+
+
+def quantize(job: ExportJob, model: Any) -> tuple[Any, dict[str, Any]]:
+    """NNCF post-training INT8 with the job's target settings; returns (model, target info)."""
+    import nncf
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+    from edgeps.calibration.openvino import nncf_dataset
+
+    if job.calibration is None or not job.calibration.batches:
+        raise ConfigError("int8 export needs a calibration set (--calib SPEC)")
+    if job.target not in TARGETS:
+        raise ConfigError(f"--target: openvino takes one of {', '.join(TARGETS)}, got {job.target!r}")
+    settings = TARGETS[job.target]
+    quantized = nncf.quantize(
+        model,
+        nncf_dataset(job.calibration),
+        preset=nncf.QuantizationPreset.PERFORMANCE,
+        target_device=nncf.TargetDevice[settings["target_device"]],
+        subset_size=len(job.calibration.batches),
+        advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix(settings["overflow_fix"])),
+    )
+    info = {
+        "target": job.target,
+        **settings,
+        "preset": "performance",
+        "method": "nncf post-training (FakeQuantize)",
+        "calibration_images": len(job.calibration.batches),
+    }
+    return quantized, info
+
+
+def versions() -> dict[str, str]:
+    import openvino as ov
+
+    out = {"openvino": ov.get_version(), "torch": str(torch.__version__)}
+    try:
+        import nncf
+
+        out["nncf"] = str(nncf.__version__)
+    except ImportError:
+        pass
+    return out
+
+
+@timed_export
+def export(job: ExportJob) -> ExportArtifact:
+    import openvino as ov
+
+    path: Path = job.out_dir / job.model_file
+    model = convert(job)
+    target: dict[str, Any] = {"converter": "openvino.convert_model(torch)", "dynamic_hw": job.dynamic_hw}
+    if job.precision == "int8":
+        model, quant = quantize(job, model)
+        target.update(quant)
+    elif job.precision == "fp16":
+        target["note"] = "fp16 weights (compress_to_fp16); CPU decompresses to fp32, GPU/NPU run fp16"
+    check_outputs(model)
+    ov.save_model(model, str(path), compress_to_fp16=job.precision == "fp16")
+    target["versions"] = versions()
+    return ExportArtifact(job.model_file, target)

@@ -1,0 +1,112 @@
+"""OpenVINO backend: CPU, and Intel GPU / NPU, or AUTO to let OpenVINO choose.
+
+``device``: an OpenVINO device string ("CPU", "GPU", "GPU.1", "NPU", "AUTO"; lowercase is
+accepted). A device that ``core.available_devices`` lacks falls back to CPU with a warning;
+``info["device"]`` reports the devices the compiled model actually runs on.
+
+Options: ``hint`` = "latency" (default: one frame at a time, what a camera loop needs) or
+"throughput"; ``inference_precision`` = "f32", "bf16" or "f16". On CPU and AUTO the default is
+f32, because the CPU plugin otherwise picks bf16 on CPUs that have it (AVX512-BF16, AMX) and
+fp32 bundles then miss the 1e-3 parity bar by orders of magnitude; GPU/NPU keep their
+plugin's default (f16).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openvino as ov
+
+from edgeps.bundle import Manifest
+from edgeps.errors import ConfigError, FormatError
+from edgeps.runtimes.base import Runtime
+
+log = logging.getLogger("edgeps.runtimes.openvino")
+
+HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
+PRECISIONS = ("f32", "bf16", "f16")
+VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO")  # they pick among real devices themselves
+
+
+def resolve_device(device: str, available: list[str]) -> tuple[str, str | None]:
+    """(device to compile for, warning or None): upper-cased; CPU when ``device`` is missing."""
+    name = device.strip().upper()
+    if not name:
+        raise ConfigError("device: empty OpenVINO device string (CPU, GPU, NPU, AUTO)")
+    if name.split(":")[0] in VIRTUAL_DEVICES:
+        return name, None
+    if name in available or any(a.split(".")[0] == name for a in available):
+        return name, None
+    return "CPU", f"OpenVINO device '{name}' is not available here (available: {', '.join(available) or 'none'})"
+
+
+def compile_config(device: str, threads: int | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The compile_model config for ``device`` from threads and the runtime options."""
+    options = dict(options)
+    hint = str(options.pop("hint", "latency")).lower()
+    if hint not in HINTS:
+        raise ConfigError(f"hint: openvino takes one of {', '.join(HINTS)}, got {hint!r}")
+    precision = options.pop("inference_precision", None)
+    if precision is not None and precision not in PRECISIONS:
+        raise ConfigError(f"inference_precision: openvino takes one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if options:
+        raise ConfigError(f"openvino: unknown options {sorted(options)} (known: hint, inference_precision)")
+    kind = device.split(".")[0].split(":")[0]
+    config: dict[str, Any] = {"PERFORMANCE_HINT": HINTS[hint]}
+    if kind in ("CPU", "AUTO"):
+        config["INFERENCE_NUM_THREADS"] = threads or os.cpu_count() or 1
+        config["INFERENCE_PRECISION_HINT"] = precision or "f32"
+    elif precision is not None:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    return config
+
+
+def _static_shape(manifest: Manifest) -> list[int]:
+    h, w = manifest.input.size
+    return [1, 3, h, w] if manifest.input.layout == "NCHW" else [1, h, w, 3]
+
+
+class OpenVinoRuntime(Runtime):
+    name = "openvino"
+
+    def __init__(self, bundle_dir: Path, manifest: Manifest, *, device: str = "cpu", threads: int | None = None, **options: Any):
+        super().__init__(bundle_dir, manifest, device=device, threads=threads, **options)
+        core = ov.Core()
+        target, warning = resolve_device(device, core.available_devices)
+        if warning:
+            log.warning("%s: falling back to CPU", warning)
+        config = compile_config(target, threads, options)
+        path = bundle_dir / manifest.model_file
+        try:
+            model = core.read_model(str(path))
+            if model.inputs[0].get_partial_shape().is_dynamic:
+                model.reshape({model.inputs[0]: _static_shape(manifest)})
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses for a bad file
+            raise FormatError(f"{path}: OpenVINO cannot read this model ({type(exc).__name__}: {str(exc)[:300]})") from None
+        if len(model.outputs) < len(manifest.outputs):
+            raise FormatError(f"{path}: the model has {len(model.outputs)} outputs, the manifest expects {len(manifest.outputs)}")
+        self.compiled = core.compile_model(model, target, config)
+        self.request = self.compiled.create_infer_request()
+        self._n_outputs = len(self.compiled.outputs)
+        self.info.update(
+            {
+                "device": ",".join(self.compiled.get_property("EXECUTION_DEVICES")),
+                "requested_ov_device": target,
+                "hint": config["PERFORMANCE_HINT"],
+                "threads": config.get("INFERENCE_NUM_THREADS"),
+                "inference_precision": config.get("INFERENCE_PRECISION_HINT", "device default"),
+                "versions": {"openvino": ov.get_version()},
+            }
+        )
+
+    def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        self.request.infer({0: batch})
+        # copies: the request's output buffers are overwritten by the next frame
+        return self._outputs_by_head([self.request.get_output_tensor(i).data.copy() for i in range(self._n_outputs)])
+
+
+BACKEND = OpenVinoRuntime
