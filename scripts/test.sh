@@ -7,17 +7,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
+# find_python X.Y: the first interpreter of that version on this machine, else $PY (with a note).
+find_python() {
+  local cand
+  for cand in "python$1" "$HOME"/.pyenv/versions/"$1".*/bin/"python$1" "/usr/bin/python$1"; do
+    if "$cand" -c "import sys; assert sys.version_info[:2] == tuple(map(int, '$1'.split('.')))" >/dev/null 2>&1; then
+      echo "$cand"; return
+    fi
+  done
+  echo "note: no python$1 on this machine; using $PY" >&2
+  echo "$PY"
+}
+
 # Runtime-only environment (numpy + OpenCV + ONNX Runtime + LiteRT, no torch) on Python 3.10, the
 # Python of JetPack 6 when the machine has it: core tests run there, and the main suite's
 # runtime-only test loads a bundle with it (EDGEPS_RUNTIME_PYTHON).
-PYRT=""
-for cand in python3.10 "$HOME"/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10; do
-  if "$cand" -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1; then PYRT=$cand; break; fi
-done
-if [ -z "$PYRT" ]; then
-  echo "note: no python3.10 on this machine; the runtime-only environment uses $PY" >&2
-  PYRT=$PY
-fi
+PYRT=$(find_python 3.10)
 [ -x .venv-runtime/bin/python ] || "$PYRT" -m venv .venv-runtime
 .venv-runtime/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv-runtime/bin/python -m pip install -q -e '.[ort,tflite]' pytest
@@ -27,14 +32,7 @@ fi
 # tflite-runtime environment: the interpreter many device images still ship (tflite-runtime
 # 2.14, wheels up to Python 3.11, needs numpy<2, so it cannot share an environment with the
 # rest); the main suite predicts a TFLite bundle with it (EDGEPS_TFLITE_PYTHON).
-PYTFL=""
-for cand in python3.11 "$HOME"/.pyenv/versions/3.11*/bin/python3.11 /usr/bin/python3.11; do
-  if "$cand" -c 'import sys; assert sys.version_info[:2] == (3, 11)' >/dev/null 2>&1; then PYTFL=$cand; break; fi
-done
-if [ -z "$PYTFL" ]; then
-  echo "note: no python3.11 on this machine; the tflite-runtime environment uses $PY" >&2
-  PYTFL=$PY
-fi
+PYTFL=$(find_python 3.11)
 [ -x .venv-tflite/bin/python ] || "$PYTFL" -m venv .venv-tflite
 .venv-tflite/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv-tflite/bin/python -m pip install -q -e . 'tflite-runtime==2.14.0' 'numpy<2'
