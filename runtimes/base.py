@@ -55,6 +55,20 @@ class Runtime:
         with self._lock:
             return self._infer(batch)
 
+    def postprocess(self, heads: dict[str, np.ndarray], frame_hw: tuple[int, int]) -> PanopticResult:
+        """Heads of one frame -> panoptic map at the frame's size (``frame_hw`` = (H, W)) and its
+        segments. A separate stage so a streaming pipeline can run it on its own thread."""
+        pred = panoptic_from_outputs(
+            heads,
+            thing_ids=self.thing_ids,
+            settings=self.manifest.postprocess,
+            geometry=frame_geometry(frame_hw, self.manifest.input),
+        )
+        segments = segments_of(pred.panoptic, self.manifest.postprocess.label_divisor, self.manifest.postprocess.void_label)
+        for seg in segments:
+            seg.score = pred.scores.get(seg.id)
+        return PanopticResult(pred.panoptic, segments)
+
     def predict(self, image: np.ndarray) -> PanopticResult:
         t0 = time.perf_counter()
         frame = as_bgr(image, "image")
@@ -62,18 +76,10 @@ class Runtime:
         t1 = time.perf_counter()
         heads = self.infer(batch)
         t2 = time.perf_counter()
-        pred = panoptic_from_outputs(
-            heads,
-            thing_ids=self.thing_ids,
-            settings=self.manifest.postprocess,
-            geometry=frame_geometry(frame.shape[:2], self.manifest.input),
-        )
-        segments = segments_of(pred.panoptic, self.manifest.postprocess.label_divisor, self.manifest.postprocess.void_label)
-        for seg in segments:
-            seg.score = pred.scores.get(seg.id)
+        result = self.postprocess(heads, frame.shape[:2])
         t3 = time.perf_counter()
-        timings = {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
-        return PanopticResult(pred.panoptic, segments, timings)
+        result.timings = {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
+        return result
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """The panoptic map alone: a predictor for :func:`edgeps.evaluation.evaluate_predictor`."""
