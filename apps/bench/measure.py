@@ -97,6 +97,36 @@ def load_frames(data: str) -> list[np.ndarray]:
     return [ds[i].image for i in range(len(ds))]
 
 
+def save_frames(frames: Sequence[np.ndarray], path: str | Path) -> Path | None:
+    """Stack same-shape frames into one ``.npy`` (no pickle) for the workers, so each worker
+    reads raw pixels instead of rendering/decoding them again: less CPU, and the renderer's
+    temporary memory does not inflate the bundle's peak RSS. None when shapes differ."""
+    if not frames or len({f.shape for f in frames}) != 1:
+        return None
+    path = Path(path)
+    np.save(path, np.stack(frames), allow_pickle=False)
+    return path
+
+
+def read_frames(path: str | Path) -> list[np.ndarray]:
+    """Frames written by :func:`save_frames`."""
+    arr = np.load(path, allow_pickle=False)
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+        raise ConfigError(f"{path}: expected an (N, H, W, 3) uint8 frame stack, got {arr.dtype} {arr.shape}")
+    return list(arr)
+
+
+def vm_kb(field: str) -> float | None:
+    """A ``Vm*`` line of /proc/self/status in MB (None off Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def measure_bundle(
     bundle: str | Path,
     *,
@@ -114,7 +144,9 @@ def measure_bundle(
     from edgeps.runtimes import load
 
     frames = list(frames) if frames is not None else load_frames(data)
+    before_load = vm_kb("VmHWM")
     rt = load(bundle, backend=backend, device=device, threads=threads)
+    after_load = vm_kb("VmHWM")
     timing = bench_runtime(rt, frames, iters, warmup)
     info = rt.info
     rss, rss_source = peak_rss_mb()
@@ -137,6 +169,9 @@ def measure_bundle(
         "isolation": isolation,
         "versions": package_versions({k: str(v) for k, v in (info.get("versions") or {}).items()}),
         "frames": len(frames),
+        # where the peak comes from: high-water mark before loading the bundle (interpreter,
+        # packages, frames), after loading it (session), and at the end (inference + post)
+        "memory_mb": {"before_load": before_load, "after_load": after_load, "peak": rss} if before_load is not None else None,
     }
     del rt
     return row
@@ -152,6 +187,7 @@ def worker_command(
     iters: int,
     data: str,
     python: str | Path | None = None,
+    frames_file: str | Path | None = None,
 ) -> list[str]:
     """The argv of a worker measuring ``bundle`` (no shell involved)."""
     cmd = [str(python or sys.executable), "-m", WORKER_MODULE, "--bundle", str(bundle), "--device", device, "--warmup", str(warmup), "--iters", str(iters), "--data", data]
@@ -159,6 +195,8 @@ def worker_command(
         cmd += ["--backend", backend]
     if threads is not None:
         cmd += ["--threads", str(threads)]
+    if frames_file is not None:
+        cmd += ["--frames-file", str(frames_file)]
     return cmd
 
 
@@ -172,12 +210,13 @@ def measure_in_worker(
     iters: int = 20,
     data: str = "synth:val:8",
     python: str | Path | None = None,
+    frames_file: str | Path | None = None,
     timeout: float = 3600.0,
 ) -> dict[str, Any]:
     """Measure ``bundle`` in a fresh ``python -m edgeps.apps.bench.worker`` process (JSON on
     its stdout) so the row's peak RSS and torch_imported describe that bundle alone.
     ``python`` picks another interpreter, e.g. a runtime-only venv without torch."""
-    cmd = worker_command(bundle, backend=backend, device=device, threads=threads, warmup=warmup, iters=iters, data=data, python=python)
+    cmd = worker_command(bundle, backend=backend, device=device, threads=threads, warmup=warmup, iters=iters, data=data, python=python, frames_file=frames_file)
     env = dict(os.environ)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)

@@ -26,13 +26,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--data", default="synth:val:8")
+    p.add_argument("--frames-file", help="(N, H, W, 3) uint8 .npy from the parent (else --data is read here)")
     args = p.parse_args(argv)
-    from edgeps.apps.bench.measure import measure_bundle
+    from edgeps.apps.bench.measure import measure_bundle, read_frames
 
     try:
+        frames = read_frames(args.frames_file) if args.frames_file else None
         row = measure_bundle(
             args.bundle, backend=args.backend, device=args.device, threads=args.threads,
-            warmup=args.warmup, iters=args.iters, data=args.data, isolation="subprocess",
+            warmup=args.warmup, iters=args.iters, data=args.data, frames=frames, isolation="subprocess",
         )
     except EdgepsError as exc:
         print(f"bench worker: error: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--python runs the workers with another interpreter; it cannot be combined with --in-process")
 
     from edgeps.apps.bench.device import describe_device
-    from edgeps.apps.bench.measure import load_frames, measure_bundle, measure_in_worker
+    from edgeps.apps.bench.measure import (
+        load_frames,
+        measure_bundle,
+        measure_in_worker,
+        save_frames,
+    )
     from edgeps.apps.bench.report import build_report, format_table, write_json_atomic
 
     bundles = list(args.bundle or [])
@@ -139,16 +145,19 @@ def run(args: argparse.Namespace) -> int:
     if not bundles:
         raise ConfigError("nothing to measure: every export failed:\n  " + "\n  ".join(errors))
     isolation = "in-process" if args.in_process else "subprocess"
-    frames = load_frames(args.data) if args.in_process else None
+    # frames are read once here; workers get them as one raw .npy (no re-rendering per bundle)
+    frames = load_frames(args.data)
     results = []
-    for k, bundle in enumerate(bundles, 1):
-        print(f"[measure {k}/{len(bundles)}] {bundle} ({isolation}, {args.warmup}+{args.iters} calls)", file=sys.stderr, flush=True)
-        opts = dict(backend=args.backend, device=args.device, threads=args.threads, warmup=args.warmup, iters=args.iters, data=args.data)
-        if args.in_process:
-            row = measure_bundle(bundle, frames=frames, isolation=isolation, **opts)
-        else:
-            row = measure_in_worker(bundle, python=args.python, **opts)
-        results.append(row)
+    with tempfile.TemporaryDirectory(prefix="edgeps-bench-") as tmp:
+        frames_file = None if args.in_process else save_frames(frames, Path(tmp) / "frames.npy")
+        for k, bundle in enumerate(bundles, 1):
+            print(f"[measure {k}/{len(bundles)}] {bundle} ({isolation}, {args.warmup}+{args.iters} calls)", file=sys.stderr, flush=True)
+            opts = dict(backend=args.backend, device=args.device, threads=args.threads, warmup=args.warmup, iters=args.iters, data=args.data)
+            if args.in_process:
+                row = measure_bundle(bundle, frames=frames, isolation=isolation, **opts)
+            else:
+                row = measure_in_worker(bundle, python=args.python, frames_file=frames_file, **opts)
+            results.append(row)
     config = {
         "threads": args.threads,
         "warmup": args.warmup,
