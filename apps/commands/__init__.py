@@ -16,4 +16,5 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("bench", "bench", "latency/FPS of bundles (preprocess, infer, postprocess) on the same frames"),
     ("demo", "demo", "post-processing + PQ demonstration on synthetic data (no download)"),
     ("model-info", "model_info", "parameters and GFLOPs of a model config"),
+    ("ros2", "ros2", "ROS 2 node: camera images in, panoptic/semantic/overlay/segments topics out"),
 ]

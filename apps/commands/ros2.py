@@ -1,0 +1,51 @@
+"""``edgeps ros2``: run the ROS 2 panoptic node from a ROS 2 params file.
+
+The file is read with ``yaml.safe_load`` and validated before ROS starts, so a typo fails in
+a second with the parameter's name; the values then reach the node as parameter overrides.
+Anything after ``--ros-args`` goes to ROS unchanged (remappings, namespace, log level).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgeps.errors import ConfigError
+
+NAME = "ros2"
+HELP = "ROS 2 node: subscribe to sensor_msgs/Image, publish panoptic/semantic/overlay/segments"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", type=Path, help="ROS 2 params file (edgeps_panoptic: ros__parameters: ...), e.g. configs/ros2_params.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override one parameter (YAML value), repeatable")
+    parser.add_argument("ros_args", nargs=argparse.REMAINDER, help="--ros-args ... passed to ROS unchanged")
+
+
+def _overrides(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--set: expected NAME=VALUE, got {pair!r}")
+        out[name.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgeps.apps.ros2.params import params_from_dict, read_params_file
+
+    raw = read_params_file(args.params) if args.params else {}
+    raw.update(_overrides(args.set))
+    params_from_dict(raw)  # fail here, before ROS starts, naming the parameter
+    ros_args = list(args.ros_args)
+    if ros_args and ros_args[0] != "--ros-args":
+        raise ConfigError(f"unexpected arguments {' '.join(ros_args)!r} (ROS arguments go after --ros-args)")
+    try:
+        from edgeps.apps.ros2.node import main
+    except ImportError as exc:
+        raise ConfigError(f"the ROS 2 node needs rclpy, sensor_msgs and std_msgs: pip install 'edgeps[ros2]' ({exc})") from None
+    return main(["edgeps-ros2", *ros_args], overrides=raw)
