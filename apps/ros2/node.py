@@ -11,7 +11,9 @@ frame_id):
 ``~/semantic``    sensor_msgs/Image mono8 (mono16 when a class id > 254), void 255 (65535)
 ``~/overlay``     sensor_msgs/Image bgr8, drawn only while someone subscribes
 ``~/segments``    std_msgs/String JSON: stamp, frame_id, one entry per segment (id, class,
-                  area, bbox, centroid, score, track_id; track ids live only here)
+                  area, bbox, centroid, score, track_id; track ids live only here), and the
+                  frame's timings (ms: wait, decode, preprocess, infer, postprocess,
+                  in_to_panoptic = subscription callback to panoptic published)
 ``~/categories``  std_msgs/String JSON, once, transient-local (late joiners get it)
 
 Run it with ``edgeps-ros2 --ros-args --params-file configs/ros2_params.yaml`` or
@@ -191,7 +193,14 @@ class PanopticNode(Node):
         self._pub_semantic.publish(image_message(msg.header, sem.astype(np.uint8 if self.semantic_encoding == "mono8" else np.uint16), self.semantic_encoding))
         if self.tracker is not None:
             self.tracker.update(pan, result.segments)
-        self._pub_segments.publish(String(data=json.dumps(self.segments_info(msg, result.segments))))
+        info = self.segments_info(msg, result.segments)
+        info["timings_ms"] = {
+            **{k: round(v, 3) for k, v in result.timings.items()},
+            "wait": round((t0 - t_in) * 1e3, 3),
+            "decode": round((t1 - t0) * 1e3, 3),
+            "in_to_panoptic": round((t3 - t_in) * 1e3, 3),
+        }
+        self._pub_segments.publish(String(data=json.dumps(info)))
         if self._pub_overlay is not None and self._pub_overlay.get_subscription_count() > 0:
             from edgeps.visualize import overlay
 
