@@ -347,8 +347,8 @@ def test_node_stats_count_every_frame_on_shutdown(graph):
 
 def test_sensor_data_qos_hears_a_best_effort_camera(ros_domain, ros2_bundle, frames, tmp_path):
     """qos: sensor_data subscribes best effort, as camera drivers publish (a reliable
-    subscription would never match a best-effort publisher)."""
-    node = NodeProcess({"bundle": str(ros2_bundle), "image_topic": IN_TOPIC, "qos": "sensor_data", "publish_overlay": False, "track": False}, tmp_path)
+    subscription would never match a best-effort publisher); mono16 semantic, void 65535."""
+    node = NodeProcess({"bundle": str(ros2_bundle), "image_topic": IN_TOPIC, "qos": "sensor_data", "publish_overlay": False, "track": False, "semantic_encoding": "mono16"}, tmp_path)
     client = Client(qos=BEST_EFFORT, name="edgeps_test_camera_best_effort")
     try:
         _wait_until(lambda: client.pub.get_subscription_count() > 0 or node.proc.poll() is not None, "the node to subscribe")
@@ -363,6 +363,11 @@ def test_sensor_data_qos_hears_a_best_effort_camera(ros_domain, ros2_bundle, fra
             pytest.fail(f"no answer to a best-effort camera; node log:\n{node.log()[-2000:]}")
         seg = json.loads(client.got["segments"][stamp][1].data)
         assert all(s["track_id"] is None for s in seg["segments"])  # track: false
+        pan_msg, sem_msg = client.got["panoptic"][stamp][1], client.got["semantic"][stamp][1]
+        assert (sem_msg.encoding, sem_msg.step) == ("mono16", FRAME_HW[1] * 2)
+        pan = image_msg_to_array(pan_msg.encoding, pan_msg.height, pan_msg.width, pan_msg.step, pan_msg.is_bigendian, pan_msg.data)
+        sem = image_msg_to_array(sem_msg.encoding, sem_msg.height, sem_msg.width, sem_msg.step, sem_msg.is_bigendian, sem_msg.data)
+        np.testing.assert_array_equal(sem, np.where(pan == -1, 65535, pan // 1000))
         stats = node.stop()
         assert stats["processed"] >= 1 and stats["overlays"] == 0
         assert "(sensor_data)" in node.log()
