@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 from edgeps.bundle import Manifest
 from edgeps.errors import InputShapeError
 from edgeps.panoptic import segments_of
-from edgeps.postprocess import panoptic_from_outputs
+from edgeps.postprocess import PostprocessSettings, panoptic_from_outputs
 from edgeps.preprocess import as_bgr, frame_geometry, preprocess
 from edgeps.result import PanopticResult
 
@@ -54,6 +55,15 @@ class Runtime:
             raise InputShapeError(f"infer: expected a float32 batch of shape {expected} (from rt.preprocess), got {got}")
         with self._lock:
             return self._infer(batch)
+
+    def set_postprocess(self, **overrides: Any) -> PostprocessSettings:
+        """Override the bundle's post-processing settings (threshold, nms_kernel, top_k,
+        stuff_area) for this session; None keeps the bundle's value. Validated like the
+        manifest, so a bad value names its field."""
+        merged = {**self.manifest.postprocess.to_dict(), **{k: v for k, v in overrides.items() if v is not None}}
+        settings = PostprocessSettings.from_dict(merged, where="postprocess override")
+        self.manifest = dataclasses.replace(self.manifest, postprocess=settings)
+        return settings
 
     def postprocess(self, heads: dict[str, np.ndarray], frame_hw: tuple[int, int]) -> PanopticResult:
         """Heads of one frame -> panoptic map at the frame's size (``frame_hw`` = (H, W)) and its

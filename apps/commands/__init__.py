@@ -13,6 +13,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("eval", "eval", "PQ/SQ/RQ and mIoU of a checkpoint on synth:val or a COCO-panoptic folder"),
     ("data", "data", "write synthetic street data (images, video, COCO-panoptic GT); dataset statistics"),
     ("export", "export", "export a checkpoint to bundles (torch, onnx) with calibration and a parity gate"),
+    ("run", "run", "run a bundle on a camera, stream, video, image folder or rosbag (real-time or record mode)"),
     ("bench", "bench", "latency/FPS of bundles (preprocess, infer, postprocess) on the same frames"),
     ("demo", "demo", "post-processing + PQ demonstration on synthetic data (no download)"),
     ("model-info", "model_info", "parameters and GFLOPs of a model config"),

@@ -21,17 +21,20 @@ from edgeps.panoptic import Segment
 
 
 @dataclass
-class _Lost:
+class _Track:
     track_id: int
     category_id: int
     pixels: np.ndarray  # flat indices (in the subsampled grid) of its last mask
-    age: int = 0
+    centroid: np.ndarray  # (y, x) in grid pixels
+    velocity: np.ndarray  # (dy, dx) per frame, smoothed
+    age: int = 0  # frames since it was last seen
+    fresh: bool = True  # no velocity measured yet
 
 
-def greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
-    """Pairs (row, col) by decreasing IoU, each row and column used once, IoU > threshold."""
-    rows, cols = np.nonzero(iou > threshold)
-    order = np.argsort(-iou[rows, cols], kind="stable")
+def greedy_match(score: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """Pairs (row, col) by decreasing score, each row and column used once, score > threshold."""
+    rows, cols = np.nonzero(score > threshold)
+    order = np.argsort(-score[rows, cols], kind="stable")
     used_r: set[int] = set()
     used_c: set[int] = set()
     pairs = []
@@ -46,10 +49,12 @@ def greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
 class Tracker:
     """Give thing segments track ids that persist while the object moves.
 
-    ``iou_threshold``: minimum mask IoU to continue a track; ``max_age``: frames a lost track
-    is remembered (to bridge a short occlusion or a missed detection); ``stride``: IoU is
-    computed on every ``stride``-th pixel in each axis (2 is 4x cheaper and equally decisive
-    for objects larger than a few pixels).
+    Each track remembers its last mask and a smoothed velocity; the mask is moved by the
+    predicted displacement before the IoU with this frame's segments is taken (objects near
+    the camera move by more than their own size in a few frames). Segments still unmatched
+    are paired by centroid distance relative to their size. ``iou_threshold``: minimum IoU to
+    continue a track; ``max_age``: frames a lost track is remembered (a short occlusion or a
+    missed detection); ``stride``: IoU on every ``stride``-th pixel per axis (4x cheaper at 2).
     """
 
     def __init__(
@@ -58,22 +63,34 @@ class Tracker:
         *,
         label_divisor: int = LABEL_DIVISOR,
         iou_threshold: float = 0.3,
+        max_distance: float = 0.6,
         max_age: int = 10,
         stride: int = 2,
     ):
         self.thing_ids = frozenset(int(t) for t in thing_ids)
         self.label_divisor = label_divisor
         self.iou_threshold = iou_threshold
+        self.max_distance = max_distance
         self.max_age = max_age
         self.stride = max(1, int(stride))
         self.next_id = 1
         self._shape: tuple[int, int] | None = None
-        self._prev_index: np.ndarray | None = None  # flat: index into _prev_tracks, -1 elsewhere
-        self._prev_tracks: list[tuple[int, int]] = []  # (track_id, category_id)
-        self._lost: list[_Lost] = []
+        self._tracks: list[_Track] = []
+        self._common = np.zeros(2)
+
+    def _velocity(self, t: _Track) -> np.ndarray:
+        return self._common if t.fresh else t.velocity
+
+    @staticmethod
+    def _moved(pixels: np.ndarray, shift: np.ndarray, gh: int, gw: int) -> np.ndarray:
+        """Flat grid indices moved by (dy, dx), dropping what leaves the grid."""
+        dy, dx = np.rint(shift).astype(int)
+        y, x = pixels // gw + dy, pixels % gw + dx
+        inside = (y >= 0) & (y < gh) & (x >= 0) & (x < gw)
+        return y[inside] * gw + x[inside]
 
     def reset(self) -> None:
-        self._shape, self._prev_index, self._prev_tracks, self._lost = None, None, [], []
+        self._shape, self._tracks, self._common = None, [], np.zeros(2)
 
     def update(self, panoptic: np.ndarray, segments: list[Segment]) -> list[Segment]:
         """Set ``track_id`` on the thing segments of this frame (stuff keeps None); returns
@@ -84,70 +101,90 @@ class Tracker:
         if self._shape is not None and pan.shape != self._shape:
             self.reset()  # a new stream size: nothing to match against
         self._shape = pan.shape
+        grid_map = pan[:: self.stride, :: self.stride]
+        gh, gw = grid_map.shape
+        grid = grid_map.ravel()
         things = [s for s in segments if s.category_id in self.thing_ids]
-        grid = pan[:: self.stride, :: self.stride].ravel()
+        n_cur = len(things)
         # Per-pixel index of this frame's thing segments (-1 elsewhere), via a sorted id table.
-        ids = np.array([s.id for s in things], dtype=np.int64)
         cur_index = np.full(grid.shape, -1, np.int64)
-        if ids.size:
+        if n_cur:
+            ids = np.array([s.id for s in things], dtype=np.int64)
             order = np.argsort(ids)
-            pos = np.searchsorted(ids[order], grid)
-            pos = np.minimum(pos, ids.size - 1)
+            pos = np.minimum(np.searchsorted(ids[order], grid), n_cur - 1)
             hit = ids[order][pos] == grid
             cur_index[hit] = order[pos[hit]]
-        n_cur = len(things)
-        cur_area = np.bincount(cur_index[cur_index >= 0], minlength=n_cur)
+        on = np.flatnonzero(cur_index >= 0)
+        by_seg = on[np.argsort(cur_index[on], kind="stable")]
+        cur_area = np.bincount(cur_index[on], minlength=n_cur)
+        cur_pixels = np.split(by_seg, np.cumsum(cur_area)[:-1]) if n_cur else []
         cur_cls = np.array([s.category_id for s in things], dtype=np.int64)
-        assigned: dict[int, int] = {}
+        cur_cy = np.bincount(cur_index[on], weights=on // gw, minlength=n_cur) / np.maximum(cur_area, 1)
+        cur_cx = np.bincount(cur_index[on], weights=on % gw, minlength=n_cur) / np.maximum(cur_area, 1)
 
-        # 1) the previous frame's tracks
-        if self._prev_index is not None and self._prev_tracks and n_cur:
-            n_prev = len(self._prev_tracks)
-            both = (self._prev_index >= 0) & (cur_index >= 0)
-            inter = np.bincount(self._prev_index[both] * n_cur + cur_index[both], minlength=n_prev * n_cur).reshape(n_prev, n_cur)
-            prev_area = np.bincount(self._prev_index[self._prev_index >= 0], minlength=n_prev)
-            iou = inter / np.maximum(prev_area[:, None] + cur_area[None, :] - inter, 1)
-            prev_cls = np.array([c for _, c in self._prev_tracks], dtype=np.int64)
-            iou[prev_cls[:, None] != cur_cls[None, :]] = 0.0
-            matched_prev = set()
-            for r, c in greedy_match(iou, self.iou_threshold):
-                assigned[c] = self._prev_tracks[r][0]
-                matched_prev.add(r)
-            lost_now = [r for r in range(n_prev) if r not in matched_prev]
-        else:
-            lost_now = list(range(len(self._prev_tracks)))
-        newly_lost = [
-            _Lost(self._prev_tracks[r][0], self._prev_tracks[r][1], np.flatnonzero(self._prev_index == r))
-            for r in lost_now
-            if self._prev_index is not None
+        tracks = self._tracks
+        assigned: dict[int, int] = {}  # segment -> index in tracks
+        if tracks and n_cur:
+            # 1) IoU of each track's mask, moved by its predicted displacement, with this frame
+            inter = np.zeros((len(tracks), n_cur))
+            for k, t in enumerate(tracks):
+                idx = cur_index[self._moved(t.pixels, self._velocity(t) * (t.age + 1), gh, gw)]
+                inter[k] = np.bincount(idx[idx >= 0], minlength=n_cur)
+            t_area = np.array([t.pixels.size for t in tracks])[:, None]
+            same = np.array([t.category_id for t in tracks])[:, None] == cur_cls[None, :]
+            iou = np.where(same, inter / np.maximum(t_area + cur_area[None, :] - inter, 1), 0.0)
+            for k, c in greedy_match(iou, self.iou_threshold):
+                assigned[c] = k
+            # then overlap over the smaller mask, for a visible area changed by occlusion
+            iomin = np.where(same, inter / np.maximum(np.minimum(t_area, cur_area[None, :]), 1), 0.0)
+            iomin[list(assigned.values())] = 0.0
+            iomin[:, list(assigned)] = 0.0
+            for k, c in greedy_match(iomin, 0.6):
+                assigned[c] = k
+            # 2) what is left: predicted centroid distance, relative to the object's size
+            free_t = [k for k in range(len(tracks)) if k not in assigned.values()]
+            free_c = [c for c in range(n_cur) if c not in assigned]
+            if free_t and free_c:
+                pred = np.array([tracks[k].centroid + self._velocity(tracks[k]) * (tracks[k].age + 1) for k in free_t])
+                size = np.sqrt(np.maximum(np.array([tracks[k].pixels.size for k in free_t])[:, None], cur_area[free_c][None, :]))
+                dist = np.hypot(pred[:, :1] - cur_cy[free_c][None, :], pred[:, 1:] - cur_cx[free_c][None, :]) / np.maximum(size, 1)
+                ratio = np.array([tracks[k].pixels.size for k in free_t])[:, None] / np.maximum(cur_area[free_c][None, :], 1)
+                ok = same[np.ix_(free_t, free_c)] & (ratio > 0.25) & (ratio < 4.0)
+                closeness = np.where(ok, self.max_distance - dist, -1.0)
+                for i, j in greedy_match(closeness, 0.0):
+                    assigned[free_c[j]] = free_t[i]
+
+        matched = set(assigned.values())
+        steps = [
+            (np.array([cur_cy[c], cur_cx[c]]) - tracks[k].centroid) / (tracks[k].age + 1) for c, k in assigned.items()
         ]
-
-        # 2) recently lost tracks, for what is still unmatched
-        free = [c for c in range(n_cur) if c not in assigned]
-        if self._lost and free:
-            iou = np.zeros((len(self._lost), n_cur))
-            for k, lost in enumerate(self._lost):
-                inter = np.bincount(cur_index[lost.pixels][cur_index[lost.pixels] >= 0], minlength=n_cur)
-                iou[k] = inter / np.maximum(lost.pixels.size + cur_area - inter, 1)
-                iou[k, cur_cls != lost.category_id] = 0.0
-            iou[:, [c for c in range(n_cur) if c in assigned]] = 0.0
-            revived = set()
-            for r, c in greedy_match(iou, self.iou_threshold):
-                assigned[c] = self._lost[r].track_id
-                revived.add(r)
-            self._lost = [lost for k, lost in enumerate(self._lost) if k not in revived]
-
-        # 3) new tracks
-        for c in range(n_cur):
-            if c not in assigned:
-                assigned[c] = self.next_id
-                self.next_id += 1
+        if steps:  # the scene's common motion (a panning camera): the prior for new tracks
+            self._common = np.median(np.array(steps), axis=0)
+        kept = []
+        for k, t in enumerate(tracks):
+            if k not in matched:
+                t.age += 1
+                if t.age <= self.max_age:
+                    kept.append(t)
         for c, seg in enumerate(things):
-            seg.track_id = assigned[c]
-
-        for lost in self._lost:
-            lost.age += 1
-        self._lost = [lost for lost in self._lost if lost.age <= self.max_age] + newly_lost
-        self._prev_index = cur_index
-        self._prev_tracks = [(assigned[c], int(cur_cls[c])) for c in range(n_cur)]
+            centroid = np.array([cur_cy[c], cur_cx[c]])
+            if c in assigned:
+                t = tracks[assigned[c]]
+                ratio = cur_area[c] / max(t.pixels.size, 1)
+                if 0.6 < ratio < 1.7:  # the centroid moved with the object, not with its occlusion
+                    step = (centroid - t.centroid) / (t.age + 1)
+                    t.velocity = step if t.fresh else 0.5 * t.velocity + 0.5 * step
+                    t.fresh = False
+                if ratio >= 0.3:
+                    t.centroid, t.pixels = centroid, cur_pixels[c]
+                else:  # mostly hidden now: keep the fuller mask (moved along) as the template
+                    t.pixels = self._moved(t.pixels, self._velocity(t) * (t.age + 1), gh, gw)
+                    t.centroid = t.centroid + self._velocity(t) * (t.age + 1)
+                t.age = 0
+            else:
+                t = _Track(self.next_id, int(cur_cls[c]), cur_pixels[c], centroid, np.zeros(2))
+                self.next_id += 1
+            seg.track_id = t.track_id
+            kept.append(t)
+        self._tracks = kept
         return segments

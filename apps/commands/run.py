@@ -1,0 +1,121 @@
+"""``edgeps run``: a bundle on a live camera, stream, video, image folder or rosbag.
+
+The frames go through :class:`edgeps.stream.pipeline.StreamPipeline` (capture, preprocess,
+infer, post-process + tracking on their own threads) to the consumers asked for; a summary
+(frames, dropped, FPS, latency per stage) ends the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+NAME = "run"
+HELP = "run a bundle on a camera, stream, video, image folder or rosbag (real-time or record mode)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bundle", required=True, type=Path, help="bundle folder (model file + edgeps.yaml)")
+    parser.add_argument(
+        "--source", required=True,
+        help="camera index, video file, rtsp:// or http:// URL, GStreamer pipeline, image folder or glob, BAG.db3:/topic",
+    )
+    parser.add_argument("--backend", help="backend (default: the bundle format's own)")
+    parser.add_argument("--device", default="cpu", help="cpu; onnxruntime: cuda, tensorrt; openvino: CPU, GPU, NPU, AUTO")
+    parser.add_argument("--threads", type=int, help="inference threads (default: cores - 1, leaving one core to the other stages)")
+    parser.add_argument("--threshold", type=float, help="center heatmap threshold (default: the bundle's)")
+    parser.add_argument("--stuff-area", type=int, help="minimum stuff area in model pixels (default: the bundle's)")
+    parser.add_argument("--mode", choices=["auto", "realtime", "record"], default="auto",
+                        help="realtime: newest frame only, drops stale ones; record: every frame in order (default: realtime for cameras and streams, record for files)")
+    parser.add_argument("--show", action="store_true", help="show a window (needs an OpenCV with GUI support and a display)")
+    parser.add_argument("--save", type=Path, metavar="OUT.mp4", help="write the annotated video")
+    parser.add_argument("--jsonl", type=Path, metavar="OUT.jsonl", help="write the segments of every frame as JSON lines")
+    parser.add_argument("--coco-dir", type=Path, metavar="DIR", help="write per-frame panoptic PNGs + COCO-panoptic JSON")
+    parser.add_argument("--max-frames", type=int, help="stop after N frames")
+    parser.add_argument("--no-track", action="store_true", help="no track ids (stable instance ids across frames)")
+    parser.add_argument("--reconnect-timeout", type=float, default=10.0, help="seconds to keep reopening a dead live source")
+    parser.add_argument("--summary-json", type=Path, metavar="OUT", help="write the run summary as JSON")
+
+
+def default_threads() -> int:
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgeps.apps.consumers import AnnotatedVideo, CocoDump, JsonLines, Window
+    from edgeps.errors import ConfigError
+    from edgeps.io.coco_panoptic import write_json
+    from edgeps.progress import progress
+    from edgeps.runtimes import load
+    from edgeps.stream.pipeline import StreamPipeline
+    from edgeps.stream.sources import open_source
+    from edgeps.stream.tracker import Tracker
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ConfigError(f"--max-frames: expected >= 1, got {args.max_frames}")
+    threads = args.threads or default_threads()
+    rt = load(args.bundle, backend=args.backend, device=args.device, threads=threads)
+    rt.set_postprocess(threshold=args.threshold, stuff_area=args.stuff_area)
+    m = rt.manifest
+    pp = m.postprocess
+    consumers = []
+    source = open_source(args.source)
+    try:
+        if args.show:
+            consumers.append(Window(m.categories, pp.label_divisor, pp.void_label))
+        if args.save:
+            consumers.append(AnnotatedVideo(args.save, m.categories, pp.label_divisor, pp.void_label, fps=source.fps or 15.0))
+        if args.jsonl:
+            consumers.append(JsonLines(args.jsonl, m.categories))
+        if args.coco_dir:
+            consumers.append(CocoDump(args.coco_dir, m.categories, pp.label_divisor, pp.void_label))
+        tracker = None if args.no_track else Tracker(m.categories.thing_ids, label_divisor=pp.label_divisor)
+        realtime = {"auto": None, "realtime": True, "record": False}[args.mode]
+        pipe = StreamPipeline(rt, source, realtime=realtime, tracker=tracker, max_frames=args.max_frames,
+                              reconnect_timeout=args.reconnect_timeout)
+        cores = os.cpu_count() or 1
+        print(
+            f"edgeps run: {args.bundle} ({rt.info['backend']}, {m.precision}, {m.input.size[0]}x{m.input.size[1]}) on "
+            f"{source.kind} {args.source} in {'real-time' if pipe.realtime else 'record'} mode; "
+            f"{cores} cores: inference {threads} thread(s), capture/pre/post/consumers on their own threads"
+        )
+        total = args.max_frames if (args.max_frames and not source.live) else None
+        try:
+            for item in progress(pipe, total=total, desc="frames", enabled=not args.show):
+                for c in consumers:
+                    c.consume(item)
+        except StopIteration:  # the window asked to stop
+            pipe.stop()
+        except KeyboardInterrupt:
+            pipe.stop()
+            print("interrupted: finishing the files written so far")
+    finally:
+        for c in consumers:
+            c.close()
+        source.close()
+    summary = pipe.summary()
+    summary.update({"bundle": str(args.bundle), "backend": rt.info["backend"], "precision": m.precision,
+                    "input_size": list(m.input.size), "threads": threads, "source": str(args.source)})
+    print(format_summary(summary))
+    if args.summary_json:
+        write_json(args.summary_json, summary)
+    for path in (args.save, args.jsonl, args.coco_dir):
+        if path:
+            print(f"wrote {path}")
+    return 0
+
+
+def format_summary(s: dict) -> str:
+    lines = [
+        f"{s['frames']} frames ({s['captured']} captured, {s['dropped']} dropped, {s['reconnects']} reconnects) in "
+        f"{s['wall_s']:.1f} s: {s['fps']:.1f} FPS ({s['fps_steady']:.1f} FPS after the first frame)",
+        f"{'stage':<12}{'p50 ms':>9}{'p90 ms':>9}{'max ms':>9}",
+    ]
+    for name, p in {**s["stages_ms"], "end-to-end": s["latency_ms"]}.items():
+        if p:
+            lines.append(f"{name:<12}{p['p50']:9.1f}{p['p90']:9.1f}{p['max']:9.1f}")
+    return "\n".join(lines)
+
+
+__all__ = ["default_threads", "format_summary"]

@@ -1,0 +1,288 @@
+"""Streaming: sources, the two capture modes, reconnects, the threaded pipeline, tracking."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+from mjpeg_server import MjpegCamera
+
+from edgeps.errors import DataNotFoundError, SourceError
+from edgeps.panoptic import segments_of
+from edgeps.stream.capture import Capture
+from edgeps.stream.latest import LatestSlot
+from edgeps.stream.sources import CaptureSource, ImageFolderSource, open_source
+from edgeps.stream.tracker import Tracker
+
+
+def test_latest_slot_keeps_the_newest_and_counts_drops():
+    slot: LatestSlot[int] = LatestSlot()
+    assert slot.get(timeout=0.01) is None
+    for i in range(5):
+        slot.put(i)  # never blocks
+    assert slot.get(timeout=0.01) == (5, 4)
+    assert slot.dropped == 4
+    assert slot.get(timeout=0.01) is None  # nothing new
+    slot.put(9)
+    slot.close()
+    assert slot.get() == (6, 9)  # the last item survives close
+    assert slot.get() is None
+
+
+def test_video_read_in_record_mode_gives_every_frame_in_order(synth_video):
+    src = open_source(str(synth_video))
+    assert isinstance(src, CaptureSource) and src.kind == "video" and not src.live
+    assert src.size == (128, 256) and src.fps == pytest.approx(15.0)
+    cap = Capture(src, realtime=False, queue_size=2).start()
+    frames = []
+    while (f := cap.get()) is not None:
+        frames.append(f)
+        time.sleep(0.005)  # a consumer slower than the reader: back-pressure, no drops
+    cap.stop()
+    assert [f.index for f in frames] == list(range(24))
+    assert cap.stats.captured == 24 and cap.dropped == 0
+    assert all(f.image.shape == (128, 256, 3) and f.image.dtype == np.uint8 for f in frames)
+    # the decoded frames are the rendered ones (mp4v is lossy: compare loosely)
+    first = next(iter(__import__("edgeps.data.street", fromlist=["render_video"]).render_video(3, (128, 256), 1)))
+    assert np.abs(frames[0].image.astype(int) - first.image).mean() < 12
+
+
+def test_realtime_mode_drops_frames_for_a_slow_consumer_and_never_blocks_the_producer(synth_video):
+    cap = Capture(open_source(str(synth_video)), realtime=True).start()
+    taken = []
+    while (f := cap.get()) is not None:
+        taken.append(f.index)
+        time.sleep(0.05)  # a consumer far slower than decoding
+    cap.stop()
+    assert cap.stats.captured == 24  # the reader went through the whole file meanwhile
+    assert cap.dropped > 0 and len(taken) + cap.dropped == 24
+    assert taken == sorted(taken) and taken[-1] == 23  # newest frames, in order, ending at the last
+
+
+def test_image_folder_and_glob_sources(tmp_path):
+    for i in (2, 0, 1):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), np.full((8, 12, 3), i * 50, np.uint8))
+    cv2.imwrite(str(tmp_path / "gray.jpg"), np.zeros((8, 12), np.uint8))
+    src = open_source(str(tmp_path))
+    assert isinstance(src, ImageFolderSource) and len(src.paths) == 4
+    values = []
+    while (im := src.read()) is not None:
+        assert im.shape == (8, 12, 3)
+        values.append(int(im[0, 0, 0]))
+    assert values == [0, 50, 100, 0]  # name order; the gray jpg is converted to BGR
+    assert len(open_source(str(tmp_path / "*.png")).paths) == 3
+    with pytest.raises(SourceError, match="no images"):
+        open_source(str(tmp_path / "*.tiff"))
+
+
+def test_sources_that_cannot_open_raise_at_once(tmp_path):
+    with pytest.raises(DataNotFoundError, match="nope.mp4"):
+        open_source(str(tmp_path / "nope.mp4"))
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    with pytest.raises(SourceError, match="notes.mp4.*not a video file"):
+        open_source(str(bad))
+    with pytest.raises(SourceError, match="cannot open camera"):
+        open_source("9")
+    with pytest.raises(SourceError, match="rtsp://127.0.0.1:9/x: cannot open stream"):
+        open_source("rtsp://127.0.0.1:9/x")
+
+
+def test_live_source_that_drops_out_is_reopened_then_given_up():
+    images = [np.full((48, 64, 3), v, np.uint8) for v in (40, 120, 200)]
+    cam = MjpegCamera(images, frames=6).start()
+    try:
+        src = open_source(cam.url)
+        assert src.live and src.kind == "stream"
+        # Every connection delivers 6 frames then drops: 15 frames need two reconnects.
+        cap = Capture(src, realtime=False, max_frames=15, backoff=(0.05, 0.2)).start()
+        got = []
+        while (f := cap.get(timeout=20)) is not None:
+            got.append(f)
+        cap.stop()
+        assert len(got) == 15 and cap.stats.reconnects >= 2 and cam.connections >= 3
+        assert [f.index for f in got] == list(range(15))
+
+        # The camera goes off the network: reconnects fail until the timeout, then a clear error.
+        src = open_source(cam.url)
+        cam.stop()
+        cap = Capture(src, realtime=True, reconnect_timeout=1.0, backoff=(0.05, 0.2)).start()
+        with pytest.raises(SourceError, match="gave up after 1.0 s"):
+            while cap.get(timeout=20) is not None:
+                pass
+        cap.stop()
+        assert cap.stats.failures >= 1
+    finally:
+        cam.stop()
+
+
+def test_live_source_comes_back_after_an_outage():
+    images = [np.full((48, 64, 3), 90, np.uint8)]
+    cam = MjpegCamera(images, frames=4).start()
+    src = open_source(cam.url)
+    cam.stop()
+    # bring the camera back on the same port 0.5 s later
+    threading.Timer(0.5, cam.start).start()
+    cap = Capture(src, realtime=False, max_frames=8, reconnect_timeout=10.0, backoff=(0.1, 0.3)).start()
+    got = []
+    try:
+        while (f := cap.get(timeout=20)) is not None:
+            got.append(f)
+    finally:
+        cap.stop()
+        cam.stop()
+    assert len(got) == 8 and cap.stats.reconnects >= 1
+
+
+# ----------------------------------------------------------------------------- tracking
+def _renumber(pan: np.ndarray, rng: np.random.Generator, thing_ids: set[int]) -> np.ndarray:
+    """The same map with per-frame instance numbers shuffled (what a detector would give)."""
+    out = pan.copy()
+    for cls in thing_ids:
+        ids = [i for i in np.unique(pan).tolist() if i // 1000 == cls and i % 1000]
+        for new, old in zip(rng.permutation(len(ids)) + 1, ids):
+            out[pan == old] = cls * 1000 + int(new)
+    return out
+
+
+def test_tracker_follows_objects_of_the_synthetic_video():
+    """Per-frame renumbered ground truth (what a detector gives) through the tracker, scored
+    against the video's persistent ids. The synthetic street is hard on a mask-IoU tracker
+    (objects hidden and shown again by passing cars, thin walking people): this pins the
+    measured level so a regression shows; the issue's target (<= 2 switches / 100 frames) is
+    not reached on it yet."""
+    from edgeps.data.street import render_video
+    from edgeps.data.synthetic import SYNTH_CATEGORIES
+    from edgeps.metrics.tracking import TrackingAccumulator
+
+    things = set(SYNTH_CATEGORIES.thing_ids)
+    tracker = Tracker(things)
+    size = (128, 256)
+    acc = TrackingAccumulator(things, min_area=int(0.005 * size[0] * size[1]))
+    rng = np.random.default_rng(0)
+    for s in render_video(5, size, 100):
+        pred = _renumber(s.panoptic, rng, things)
+        segs = tracker.update(pred, segments_of(pred))
+        assert all((seg.track_id is not None) == (seg.category_id in things) for seg in segs)
+        acc.update(s.panoptic, pred, segs)
+    r = acc.summary()
+    assert r["frames"] == 100 and r["objects"] >= 20
+    assert r["tracked_fraction"] == 1.0
+    assert r["switches_per_100_frames"] <= 30  # measured: 24
+
+
+def test_tracker_scripted_sequence_moves_appears_disappears():
+    def frame(objs: dict[int, tuple[int, int]]) -> np.ndarray:
+        pan = np.full((60, 100), 1000, np.int32)  # stuff class 1
+        for pid, (y, x) in objs.items():
+            pan[y : y + 12, x : x + 12] = pid
+        return pan
+
+    tracker = Tracker([11, 12], max_age=3)
+    seqs = [
+        {11001: (5, 5), 11002: (30, 60)},
+        {11002: (6, 8), 11001: (30, 63)},  # numbering swapped between frames: tracks follow the masks
+        {11001: (7, 11), 11002: (30, 66), 12001: (40, 10)},  # a new object of another class
+        {11001: (8, 14)},  # the car at (30, 66) is missed for one frame
+        {11001: (9, 17), 11002: (30, 69)},  # ... and comes back with its old id
+    ]
+    got = []
+    for objs in seqs:
+        pan = frame(objs)
+        got.append({(s.bbox[1] // 20, s.category_id): s.track_id for s in tracker.update(pan, segments_of(pan)) if s.track_id})
+    top, bottom = got[0][(0, 11)], got[0][(1, 11)]
+    assert top != bottom
+    assert all(g[(0, 11)] == top for g in got)
+    assert [g.get((1, 11)) for g in got] == [bottom, bottom, bottom, None, bottom]
+    assert got[2][(2, 12)] not in (top, bottom)
+    # a different class never continues a track, however much it overlaps
+    pan = frame({12001: (9, 17)})
+    (seg,) = [s for s in tracker.update(pan, segments_of(pan)) if s.track_id]
+    assert seg.track_id not in (top, bottom)
+
+
+# ----------------------------------------------------------------------------- pipeline + CLI
+def test_pipeline_record_mode_processes_every_frame_with_tracks(onnx_bundle, synth_video):
+    from edgeps.runtimes import load
+    from edgeps.stream.pipeline import StreamPipeline
+
+    rt = load(onnx_bundle, threads=1)
+    pipe = StreamPipeline(rt, open_source(str(synth_video)), tracker=Tracker(rt.thing_ids))
+    items = list(pipe)
+    s = pipe.summary()
+    assert [it.frame.index for it in items] == list(range(24))
+    assert s["frames"] == s["captured"] == 24 and s["dropped"] == 0 and s["mode"] == "record"
+    for it in items:
+        assert it.result.panoptic.shape == (128, 256)
+        assert set(it.result.timings) == {"preprocess", "infer", "postprocess", "track"}
+        assert it.latency_ms > 0
+    # the pipeline gives the same maps as predict() frame by frame
+    ref = rt.predict(cv2.VideoCapture(str(synth_video)).read()[1])
+    assert np.array_equal(items[0].result.panoptic, ref.panoptic)
+    assert set(s["stages_ms"]) == {"preprocess", "infer", "postprocess", "track"}
+    assert pipe.queue_depths() == [0, 0, 0] or max(pipe.queue_depths()) <= 1
+
+
+def test_pipeline_realtime_mode_drops_for_a_slow_consumer(onnx_bundle, synth_video):
+    from edgeps.runtimes import load
+    from edgeps.stream.pipeline import StreamPipeline
+
+    pipe = StreamPipeline(load(onnx_bundle, threads=1), open_source(str(synth_video)), realtime=True)
+    n = 0
+    for _ in pipe:
+        n += 1
+        time.sleep(0.1)
+    s = pipe.summary()
+    assert s["captured"] == 24 and s["dropped"] > 0 and n < 24
+    # every captured frame was either processed, dropped at the slot, or in flight when the file ended
+    assert n + s["dropped"] <= 24
+
+
+def test_run_command_writes_video_jsonl_and_coco(onnx_bundle, synth_video, tmp_path, capsys):
+    from edgeps.apps.cli import main
+    from edgeps.io.coco_panoptic import load_coco_panoptic
+
+    out = tmp_path / "run"
+    rc = main(["run", "--bundle", str(onnx_bundle), "--source", str(synth_video), "--max-frames", "6", "--threshold", "0.01",
+               "--save", str(out / "a.mp4"), "--jsonl", str(out / "a.jsonl"), "--coco-dir", str(out / "coco"),
+               "--summary-json", str(out / "summary.json")])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "6 frames (6 captured, 0 dropped" in text and "end-to-end" in text
+    cap = cv2.VideoCapture(str(out / "a.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 6 and cap.read()[1].shape == (128, 256, 3)
+    lines = [json.loads(x) for x in (out / "a.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in lines] == list(range(6))
+    segs = [seg for r in lines for seg in r["segments"]]
+    assert segs, "the tiny model found no segment in 6 frames"
+    seg = segs[0]
+    assert {"id", "category_id", "class", "area", "bbox", "centroid", "score", "track_id"} <= set(seg)
+    coco = load_coco_panoptic(out / "coco" / "panoptic.json", out / "coco" / "panoptic")
+    assert len(coco.annotations) == 6
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 6 and summary["threads"] >= 1
+    assert not list(out.glob(".*tmp*"))  # temporary files were renamed into place
+
+
+def test_run_show_without_gui_is_a_clear_error(onnx_bundle, synth_video, capsys):
+    from edgeps.apps.cli import main
+    from edgeps.apps.consumers import has_gui
+
+    if has_gui():
+        pytest.skip("needs hardware: a headless OpenCV build (this one has GUI support)")
+    rc = main(["run", "--bundle", str(onnx_bundle), "--source", str(synth_video), "--show", "--max-frames", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--show" in err and "GUI" in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_with_a_missing_source_exits_2_with_one_line(onnx_bundle, tmp_path, capsys):
+    from edgeps.apps.cli import main
+
+    rc = main(["run", "--bundle", str(onnx_bundle), "--source", str(tmp_path / "none.mp4")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "none.mp4" in err and len(err.strip().splitlines()) == 1
+
