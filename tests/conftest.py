@@ -68,3 +68,24 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     )
     train(cfg, out, show_progress=False)
     return out / "checkpoints" / "last.pt"
+
+
+@pytest.fixture(scope="session")
+def onnx_bundle(tiny_checkpoint, tmp_path_factory) -> Path:
+    """An ONNX fp32 bundle of the tiny model (64x128 input), shared by the streaming tests."""
+    from edgeps.export.pipeline import export_bundles
+
+    out = tmp_path_factory.mktemp("onnx_bundle")
+    (result,) = export_bundles(tiny_checkpoint, ["onnx"], ["fp32"], out, parity_data="synth:val:2", parity_images=2)
+    return result.path
+
+
+@pytest.fixture(scope="session")
+def synth_video(tmp_path_factory) -> Path:
+    """A 24-frame 128x256 synthetic street video (mp4v, written with OpenCV) with its
+    per-frame ground truth in ``synth_gt/`` (persistent object ids)."""
+    from edgeps.apps.commands.data import write_synth_video
+
+    path = tmp_path_factory.mktemp("video") / "synth.mp4"
+    write_synth_video(path, 24, (128, 256), seed=3)
+    return path
