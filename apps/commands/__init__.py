@@ -15,7 +15,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("export", "export", "export a checkpoint to bundles (torch, onnx) with calibration and a parity gate"),
     ("run", "run", "run a bundle on a camera, stream, video, image folder or rosbag (real-time or record mode)"),
     ("bench", "bench", "latency/FPS of bundles (preprocess, infer, postprocess) on the same frames"),
-    ("demo", "demo", "post-processing + PQ demonstration on synthetic data (no download)"),
+    ("demo", "demo", "train, export every backend, stream the synthetic video, PQ per backend and benchmark (no download)"),
     ("model-info", "model_info", "parameters and GFLOPs of a model config"),
     ("ros2", "ros2", "ROS 2 node: camera images in, panoptic/semantic/overlay/segments topics out"),
 ]

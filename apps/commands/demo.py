@@ -1,64 +1,238 @@
-"""``edgeps demo``: the whole pipeline after the network, on data made on the spot.
+"""``edgeps demo``: the whole product on built-in data, from a fresh clone, no download.
 
-Synthetic street layouts (ground truth) -> heads an imperfect network would give -> the
-post-processing -> COCO-panoptic files -> PQ with the COCO rules -> overlay images. Nothing
-is downloaded; everything lands in ``--out``.
+1. train the default model (``configs/synth.yaml``) for a fixed budget, or reuse the one an
+   earlier demo trained (same config),
+2. export every backend installed here in FP32 and INT8, each through the parity gate,
+3. render a synthetic street video with persistent object ids,
+4. stream it through each bundle (threaded pipeline + tracker): PQ per backend against the
+   video's ground truth, id switches, the annotated video,
+5. benchmark the bundles (``edgeps bench``: FPS, latency percentiles, RSS) and set the stream's
+   FPS against inference alone,
+6. refresh the README's pictures (``docs/demo_frame.png``, ``docs/bench_chart.png``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from edgeps.apps.commands.data import parse_size
-from edgeps.data.synthetic import SYNTH_CATEGORIES, noisy_heads, random_scene
-from edgeps.io.coco_panoptic import panoptic_to_coco, write_coco_panoptic
-from edgeps.metrics import evaluate_coco_panoptic
-from edgeps.postprocess import panoptic_from_heads
-from edgeps.visualize import colorize, overlay
-
 NAME = "demo"
-HELP = "post-processing + PQ demonstration on synthetic data (no download)"
+HELP = "train, export every backend, stream the synthetic video, PQ per backend and benchmark (no download)"
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = REPO / "docs"
+log = logging.getLogger("edgeps.demo")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
-    parser.add_argument("--n", type=int, default=8, help="number of synthetic frames")
-    parser.add_argument("--size", default="512x1024", help="frame size HxW")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
+    parser.add_argument("--train-minutes", type=float, default=10.0, help="training budget in minutes (default 10)")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "synth.yaml", help="training config")
+    parser.add_argument("--retrain", action="store_true", help="train again even if OUT/train holds a model")
+    parser.add_argument("--formats", default="onnx,openvino,tflite", help="export formats (those not installed are skipped)")
+    parser.add_argument("--precisions", default="fp32,int8")
+    parser.add_argument("--frames", type=int, default=100, help="frames of the synthetic video")
+    parser.add_argument("--video-size", default="512x1024", help="HxW of the synthetic video")
+    parser.add_argument("--threads", type=int, default=1, help="inference threads (1 on 2 cores: the other core runs the rest)")
+    parser.add_argument("--no-docs", action="store_true", help="do not refresh docs/*.png")
+
+
+def _step(n: int, text: str) -> None:
+    print(f"\n== {n}. {text}", flush=True)
+
+
+def trained_checkpoint(out: Path, config: Path, minutes: float, retrain: bool) -> Path:
+    """OUT/train/checkpoints/best.pt, trained now unless an earlier run left one for this config."""
+    from edgeps.training.config import load_config
+    from edgeps.training.trainer import train
+
+    run_dir = out / "train"
+    best = run_dir / "checkpoints" / "best.pt"
+    stamp = run_dir / "demo_config.yaml"
+    if best.is_file() and stamp.is_file() and stamp.read_text() == config.read_text() and not retrain:
+        print(f"reusing {best} (trained by an earlier demo; --retrain to train again)")
+        return best
+    cfg = load_config(config)
+    cfg.schedule.max_minutes = minutes
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    metrics = train(cfg, run_dir, show_progress=True)
+    stamp.write_text(config.read_text())
+    ev = metrics.get("final_eval", {}).get("All", {})
+    print(f"trained {metrics['steps']} steps in {metrics['train_seconds'] / 60:.1f} min; held-out PQ {100 * ev.get('pq', 0):.1f}")
+    return best
+
+
+def export_all(checkpoint: Path, out: Path, formats: list[str], precisions: list[str]) -> list[Path]:
+    """Every installed format x precision; a format whose tools are missing or whose export
+    fails is reported and skipped, the rest go on."""
+    import importlib.util
+
+    from edgeps.bundle import read_manifest
+    from edgeps.errors import EdgepsError
+    from edgeps.export.pipeline import export_bundles
+    from edgeps.training.checkpoint import file_sha256
+
+    needs = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "litert_torch", "torch": "torch"}
+    sha = file_sha256(checkpoint)
+    bundles = []
+    for fmt in formats:
+        if importlib.util.find_spec(needs.get(fmt, fmt)) is None:
+            print(f"skipping {fmt}: '{needs.get(fmt, fmt)}' is not installed (pip install -e '.[all]')")
+            continue
+        todo = []
+        for p in precisions:
+            b = out / f"{fmt}-{p}"
+            try:
+                if read_manifest(b).source_checkpoint_sha256 == sha:
+                    print(f"reusing {b}")
+                    bundles.append(b)
+                    continue
+            except EdgepsError:
+                pass
+            todo.append(p)
+        if not todo:
+            continue
+        t0 = time.perf_counter()
+        try:
+            results = export_bundles(checkpoint, [fmt], todo, out)
+        except EdgepsError as exc:
+            print(f"{fmt}: export failed, skipped: {exc}")
+            continue
+        for r in results:
+            print(f"exported {r.path} ({r.size_bytes / 1e6:.1f} MB, parity class agreement {100 * r.parity['class_agreement']:.2f} %)")
+            bundles.append(r.path)
+        print(f"{fmt}: {time.perf_counter() - t0:.0f} s")
+    return bundles
+
+
+def stream_bundle(bundle: Path, video: Path, gt_dir: Path, threads: int, save: Path | None) -> dict[str, Any]:
+    """The video through one bundle in record mode: PQ against the video's ground truth, id
+    switches, stream FPS, and the annotated video when ``save`` is given."""
+    from edgeps.apps.consumers import AnnotatedVideo, annotate
+    from edgeps.io.coco_panoptic import load_coco_panoptic, read_id_png
+    from edgeps.metrics import PanopticAccumulator
+    from edgeps.metrics.tracking import TrackingAccumulator
+    from edgeps.runtimes import load
+    from edgeps.stream.pipeline import StreamPipeline
+    from edgeps.stream.sources import open_source
+    from edgeps.stream.tracker import Tracker
+
+    rt = load(bundle, threads=threads)
+    m = rt.manifest
+    pp = m.postprocess
+    gt_set = load_coco_panoptic(gt_dir / "panoptic.json", gt_dir / "panoptic")
+    gts = {a["image_id"]: a for a in gt_set.annotations}
+    pq = PanopticAccumulator(m.categories, pp.label_divisor, pp.void_label)
+    tracking = None
+    writer = AnnotatedVideo(save, m.categories, pp.label_divisor, pp.void_label) if save else None
+    pipe = StreamPipeline(rt, open_source(str(video)), realtime=False, tracker=Tracker(m.categories.thing_ids, label_divisor=pp.label_divisor))
+    frame_png = None
+    for item in pipe:
+        ann = gts[item.frame.index]
+        # edgeps writes COCO segment id = panoptic id + 1, so the persistent object ids survive
+        gt = read_id_png(gt_set.png_path(ann)).astype(np.int64) - 1
+        if tracking is None:
+            tracking = TrackingAccumulator(m.categories.thing_ids, pp.label_divisor, pp.void_label, min_area=int(0.005 * gt.size))
+        pq.update(item.result.panoptic, gt)
+        tracking.update(gt, item.result.panoptic, item.result.segments)
+        if writer:
+            writer.consume(item)
+            if item.frame.index == 30:
+                frame_png = annotate(item, m.categories, pp.label_divisor, pp.void_label)
+    if writer:
+        writer.close()
+    s = pipe.summary()
+    r = pq.result()
+    return {
+        "bundle": bundle.name, "backend": rt.info["backend"], "precision": m.precision, "threads": threads,
+        "pq": r["All"]["pq"], "pq_things": r["Things"]["pq"], "pq_stuff": r["Stuff"]["pq"], "miou": r["miou"],
+        "stream_fps": s["fps_steady"], "stream": s, "tracking": tracking.summary() if tracking else {},
+        "_frame": frame_png,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
-    h, w = parse_size(args.size)
-    out = Path(args.out)
-    gt_entries, pred_entries, timings = [], [], []
-    for i in range(args.n):
-        gt = random_scene(h, w, n_instances=30, seed=args.seed + i)
-        sem, center, offsets = noisy_heads(gt, seed=args.seed + i, extra_peaks=50)
-        t0 = time.perf_counter()
-        pred = panoptic_from_heads(sem, center, offsets, thing_ids=SYNTH_CATEGORIES.thing_ids, stuff_area=512)
-        timings.append((time.perf_counter() - t0) * 1e3)
-        name = f"{i:06d}.png"
-        gt_entries.append((i, name, *panoptic_to_coco(gt, SYNTH_CATEGORIES)))
-        pred_entries.append((i, name, *panoptic_to_coco(pred, SYNTH_CATEGORIES)))
-        if i < 3:
-            # The "camera image" here is the ground truth's colour map with noise.
-            image = colorize(gt, SYNTH_CATEGORIES)
-            image = cv2.add(image, np.random.default_rng(i).integers(0, 40, image.shape, dtype=np.uint8))
-            out.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(out / f"overlay_{i:06d}.jpg"), overlay(image, pred, SYNTH_CATEGORIES, legend=True))
-    write_coco_panoptic(out / "gt.json", out / "gt", gt_entries, SYNTH_CATEGORIES)
-    write_coco_panoptic(out / "pred.json", out / "pred", pred_entries, SYNTH_CATEGORIES)
-    result = evaluate_coco_panoptic(out / "gt.json", out / "gt", out / "pred.json", out / "pred")
-    print(f"{args.n} synthetic frames at {h}x{w}; post-processing median {np.median(timings):.1f} ms/frame")
-    print(f"{'':8} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'n':>3}")
-    for key in ("All", "Things", "Stuff"):
-        r = result[key]
-        print(f"{key:8} {100 * r['pq']:6.1f} {100 * r['sq']:6.1f} {100 * r['rq']:6.1f} {r['n']:3d}")
-    print(f"files: {out}/gt.json, {out}/pred.json, overlays {out}/overlay_*.jpg")
-    print(f"re-score with: edgeps eval-coco --gt-json {out}/gt.json --gt-dir {out}/gt --pred-json {out}/pred.json --pred-dir {out}/pred")
+    from edgeps.apps.cli import main as cli_main
+    from edgeps.apps.commands.data import parse_size, write_synth_video
+    from edgeps.io.coco_panoptic import write_json
+
+    t_start = time.perf_counter()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("edgeps").setLevel(logging.WARNING)
+
+    _step(1, f"model: train configs/synth.yaml for {args.train_minutes:g} min (or reuse)")
+    ckpt = trained_checkpoint(out, args.config, args.train_minutes, args.retrain)
+    t_after_train = time.perf_counter()
+
+    _step(2, "export every installed backend in " + " and ".join(p.upper() for p in args.precisions.split(",")))
+    bundles = export_all(ckpt, out / "bundles", [f for f in args.formats.split(",") if f], [p for p in args.precisions.split(",") if p])
+    if not bundles:
+        print("no bundle could be exported: install the export tools (pip install -e '.[all]')")
+        return 1
+
+    _step(3, f"synthetic street video: {args.frames} frames at {args.video_size}, persistent object ids")
+    video = out / "video" / "synth.mp4"
+    size = parse_size(args.video_size)
+    gt_dir = video.with_name("synth_gt")
+    meta = out / "video" / "meta.json"
+    want = {"frames": args.frames, "size": list(size), "seed": 7}
+    if not (video.is_file() and meta.is_file() and json.loads(meta.read_text()) == want):
+        write_synth_video(video, args.frames, size, seed=7)
+        write_json(meta, want)
+    print(f"{video} (+ ground truth {gt_dir})")
+
+    _step(4, f"stream the video through each bundle (record mode, {args.threads} inference thread(s) + pipeline threads)")
+    rows = []
+    for k, b in enumerate(bundles):
+        save = out / "stream" / f"{b.name}.mp4" if k == 0 else None
+        row = stream_bundle(b, video, gt_dir, args.threads, save)
+        rows.append(row)
+        t = row["tracking"]
+        print(f"{b.name:<16} PQ {100 * row['pq']:5.1f} (things {100 * row['pq_things']:5.1f}, stuff {100 * row['pq_stuff']:5.1f}) "
+              f"mIoU {100 * row['miou']:5.1f}  stream {row['stream_fps']:5.1f} FPS  id switches {t.get('id_switches', 0)} "
+              f"in {t.get('frames', 0)} frames, tracked {100 * t.get('tracked_fraction', 0):.0f} %")
+    frame_png = rows[0].pop("_frame")
+    for r in rows:
+        r.pop("_frame", None)
+
+    _step(5, "benchmark (edgeps bench: each bundle in its own process)")
+    bench_json = out / "bench.json"
+    cli_main(["bench", "--bundle", *map(str, bundles), "--threads", str(args.threads), "--iters", "20", "--warmup", "3",
+              "--json", str(bench_json)])
+    bench = json.loads(bench_json.read_text())
+    infer_fps = {Path(r["bundle"]).name: r["infer_fps"] for r in bench["results"]}
+    print(f"\n{'bundle':<16}{'PQ':>6}{'things':>8}{'stuff':>7}{'stream FPS':>12}{'infer FPS':>11}{'ratio':>7}{'switches/100f':>15}")
+    for r in rows:
+        r["infer_fps"] = infer_fps.get(r["bundle"])
+        r["stream_over_infer"] = r["stream_fps"] / r["infer_fps"] if r["infer_fps"] else None
+        print(f"{r['bundle']:<16}{100 * r['pq']:6.1f}{100 * r['pq_things']:8.1f}{100 * r['pq_stuff']:7.1f}{r['stream_fps']:12.1f}"
+              f"{(r['infer_fps'] or 0):11.1f}{(r['stream_over_infer'] or 0):7.2f}{r['tracking'].get('switches_per_100_frames', 0):15.1f}")
+    write_json(out / "pq.json", rows)
+
+    if not args.no_docs and frame_png is not None:
+        DOCS.mkdir(exist_ok=True)
+        small = cv2.resize(frame_png, (frame_png.shape[1] // 2, frame_png.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(DOCS / "demo_frame.png"), small)
+        chart = bench_json.with_suffix(".png")
+        if chart.is_file():
+            shutil.copyfile(chart, DOCS / "bench_chart.png")
+    total = time.perf_counter() - t_start
+    print(f"\ndone in {total / 60:.1f} min ({(time.perf_counter() - t_after_train) / 60:.1f} min after training). Files:")
+    print(f"  annotated video   {out / 'stream' / (bundles[0].name + '.mp4')}")
+    print(f"  PQ per backend    {out / 'pq.json'}")
+    print(f"  benchmark         {bench_json} and {bench_json.with_suffix('.png')}")
+    print(f"  bundles           {out / 'bundles'}")
+    if not args.no_docs:
+        print(f"  README pictures   {DOCS / 'demo_frame.png'}, {DOCS / 'bench_chart.png'}")
     return 0
+
