@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeps.apps.bench.measure import vm_kb
 from edgeps.errors import SourceError
 from edgeps.stream.sources import FrameSource, open_source
 
@@ -64,13 +65,6 @@ class LoopedVideo(FrameSource):
             self._src = None
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def soak(bundle: str, video: str, minutes: float, fail_every: float, sample_every: float, threads: int) -> dict:
     from edgeps.runtimes import load
     from edgeps.stream.pipeline import StreamPipeline
@@ -86,7 +80,7 @@ def soak(bundle: str, video: str, minutes: float, fail_every: float, sample_ever
         t0 = time.monotonic()
         while not stop.wait(sample_every):
             s = pipe.summary()
-            samples.append({"t": round(time.monotonic() - t0, 1), "rss_mb": round(rss_mb(), 1), "queues": pipe.queue_depths(),
+            samples.append({"t": round(time.monotonic() - t0, 1), "rss_mb": round(vm_kb("VmRSS") or float("nan"), 1), "queues": pipe.queue_depths(),
                             "frames": s["frames"], "captured": s["captured"], "dropped": s["dropped"]})
 
     threading.Thread(target=sampler, daemon=True).start()
