@@ -48,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EdgepsError as exc:
         if args.debug:
             raise
-        print(f"edgeps {args.command}: error: {exc}", file=sys.stderr)
+        # One line, whatever the message holds (wrapped library messages can span lines).
+        print(f"edgeps {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"edgeps {args.command}: interrupted", file=sys.stderr)

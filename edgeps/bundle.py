@@ -7,7 +7,6 @@ runtime-only install (no torch, no export tools) can load bundles.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import yaml
 
 from edgeps import __version__
+from edgeps.atomic import atomic_write_text
 from edgeps.categories import Categories
 from edgeps.errors import DataNotFoundError, FormatError
 from edgeps.postprocess import PostprocessSettings
@@ -162,8 +162,12 @@ def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
     for head, desc in outputs.items():
         if head not in HEADS:
             raise FormatError(f"{where}.outputs: unknown head '{head}' (known: {', '.join(HEADS)})")
-        if not isinstance(desc, dict) or not isinstance(desc.get("index"), int):
-            raise FormatError(f"{where}.outputs.{head}: expected a mapping with an integer 'index' (and 'name', 'layout')")
+        index = desc.get("index") if isinstance(desc, dict) else None
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise FormatError(f"{where}.outputs.{head}: expected a mapping with an integer 'index' >= 0 (and 'name', 'layout'), got {desc!r}"[:300])
+    indices = [desc["index"] for desc in outputs.values()]
+    if len(set(indices)) != len(indices):
+        raise FormatError(f"{where}.outputs: two heads share one output index ({indices})")
     try:
         post = PostprocessSettings.from_dict(raw["postprocess"], where=f"{where}.postprocess")
     except ValueError as exc:
@@ -212,8 +216,4 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
 def write_manifest(bundle_dir: str | Path, manifest: Manifest) -> Path:
     bundle_dir = Path(bundle_dir)
     bundle_dir.mkdir(parents=True, exist_ok=True)
-    path = bundle_dir / MANIFEST_NAME
-    tmp = path.with_name(f".{MANIFEST_NAME}.tmp{os.getpid()}")
-    tmp.write_text(yaml.safe_dump(manifest.to_dict(), sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(bundle_dir / MANIFEST_NAME, yaml.safe_dump(manifest.to_dict(), sort_keys=False))

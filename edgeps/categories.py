@@ -17,6 +17,10 @@ import yaml
 
 from edgeps.errors import CategoryError, DataNotFoundError, FormatError
 
+# Category ids index lookup tables (colours, train ids) and, times label_divisor (1000), must
+# keep panoptic ids inside int32: 65535 leaves room and covers every dataset in use.
+MAX_CATEGORY_ID = 65535
+
 
 @dataclass(frozen=True)
 class Category:
@@ -36,8 +40,8 @@ def _parse_category(raw: Any, where: str) -> Category:
         if key not in raw:
             raise CategoryError(f"{where}: missing field '{key}'")
     cid = raw["id"]
-    if isinstance(cid, bool) or not isinstance(cid, (int, np.integer)) or cid < 0:
-        raise CategoryError(f"{where}: field 'id' must be a non-negative integer, got {cid!r}")
+    if isinstance(cid, bool) or not isinstance(cid, (int, np.integer)) or not 0 <= cid <= MAX_CATEGORY_ID:
+        raise CategoryError(f"{where}: field 'id' must be an integer 0..{MAX_CATEGORY_ID}, got {cid!r}")
     name = raw["name"]
     if not isinstance(name, str) or not name:
         raise CategoryError(f"{where}: field 'name' must be a non-empty string, got {name!r}")
@@ -96,7 +100,11 @@ class Categories:
     def from_list(cls, raw: Iterable[Any], where: str = "categories") -> Categories:
         if isinstance(raw, (str, bytes)) or not isinstance(raw, Iterable):
             raise CategoryError(f"{where}: expected a list of categories, got {type(raw).__name__}")
-        return cls(tuple(_parse_category(item, f"{where}[{i}]") for i, item in enumerate(raw)))
+        items = tuple(_parse_category(item, f"{where}[{i}]") for i, item in enumerate(raw))
+        try:
+            return cls(items)
+        except CategoryError as exc:  # duplicates / empty set: say which file or field
+            raise CategoryError(f"{where}: {exc}") from None
 
     @classmethod
     def from_file(cls, path: str | Path) -> Categories:
@@ -119,7 +127,9 @@ class Categories:
         return [c.to_dict() for c in self.items]
 
     def to_yaml(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump({"categories": self.to_list()}, sort_keys=False), encoding="utf-8")
+        from edgeps.atomic import atomic_write_text
+
+        atomic_write_text(path, yaml.safe_dump({"categories": self.to_list()}, sort_keys=False))
 
     # -- queries ------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -12,6 +12,15 @@ class EdgepsError(Exception):
     """Base of every error edgeps raises on purpose."""
 
 
+def brief(exc: BaseException, limit: int = 300) -> str:
+    """``Type: message`` of a foreign exception on one line, cut to ``limit`` characters, for
+    wrapping it in an edgeps error (the CLI prints errors as one line)."""
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class InputShapeError(EdgepsError, ValueError):
     """An array argument has the wrong shape, dtype or values."""
 

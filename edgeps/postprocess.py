@@ -7,6 +7,11 @@ Four pure functions, in the order a frame goes through them:
 3. :func:`merge_semantic_and_instance`: majority class per instance, stuff area filter, fusion.
 4. :func:`panoptic_from_heads`: the one entry point, with input validation.
 
+Non-finite heads: a NaN or Inf anywhere in the logits, the center heatmap, the offsets or the
+semantic probability is an :class:`~edgeps.errors.InputShapeError` naming the head and its
+shape, never a silently wrong map (a NaN offset would vote nowhere, a NaN heatmap compares
+false everywhere): it means a broken model or a bad quantization, which should be seen.
+
 Tie rules (the reference leaves them to torch): equal distances go to the center that comes
 first in row-major order; a tied majority vote goes to the smallest class id.
 
@@ -27,7 +32,7 @@ import cv2
 import numpy as np
 
 from edgeps import LABEL_DIVISOR, VOID_LABEL
-from edgeps.errors import InputShapeError
+from edgeps.errors import CategoryError, InputShapeError
 from edgeps.panoptic import compact_ids
 from edgeps.preprocess import Geometry, map_to_frame
 
@@ -281,7 +286,7 @@ def merge_semantic_and_instance(
     if n_instances == 0:
         return pan, instance_ids
     # Majority class per instance from a joint (instance, class) histogram.
-    if semantic.dtype == np.uint8 and instance.dtype == np.uint8:
+    if semantic.dtype == np.uint8 and instance.dtype == np.uint8 and n_instances < 256:
         votes = cv2.calcHist([instance, semantic], [0, 1], None, [256, 256], [0, 256, 0, 256])
         votes = votes[1 : n_instances + 1, :n_classes]
     else:
@@ -355,6 +360,8 @@ def _check_inputs(
             raise InputShapeError(
                 f"semantic_prob: expected float {tuple(hw)}, got {semantic_prob.dtype} {semantic_prob.shape}"
             )
+        if not np.isfinite(semantic_prob).all():
+            raise InputShapeError(f"semantic_prob: shape {semantic_prob.shape} contains NaN or Inf")
     return semantic, center_heatmap, offsets, semantic_prob
 
 
@@ -392,14 +399,17 @@ def panoptic_prediction_from_heads(
     """
     semantic, center_heatmap, offsets, semantic_prob = _check_inputs(semantic, center_heatmap, offsets, semantic_prob)
     _check_settings(label_divisor, stuff_area, nms_kernel, top_k)
+    things = np.fromiter((int(t) for t in thing_ids), dtype=np.int64)
+    if things.size and things.min() < 0:
+        raise InputShapeError(f"thing_ids: must be >= 0, got {things.tolist()}")
+    if semantic.ndim == 3 and things.size and things.max() >= semantic.shape[0]:
+        bad = sorted(set(things[things >= semantic.shape[0]].tolist()))
+        raise CategoryError(f"thing_ids: {bad} are not among the {semantic.shape[0]} classes (0..{semantic.shape[0] - 1}) of the semantic logits")
     if semantic.ndim == 3:
         if semantic_prob is None and compute_scores:
             shifted = semantic - semantic.max(axis=0, keepdims=True)
             semantic_prob = (1.0 / np.exp(shifted).sum(axis=0)).astype(np.float32)
         semantic = semantic.argmax(axis=0)
-    things = np.fromiter((int(t) for t in thing_ids), dtype=np.int64)
-    if things.size and things.min() < 0:
-        raise InputShapeError(f"thing_ids: must be >= 0, got {things.tolist()}")
     n_classes = int(max(semantic.max(initial=0), things.max(initial=-1))) + 1
     thing_lut = np.zeros(n_classes, dtype=bool)
     thing_lut[things] = True
@@ -501,6 +511,8 @@ class PostprocessSettings:
     def from_dict(cls, raw: dict | None, where: str = "postprocess") -> PostprocessSettings:
         from edgeps.errors import ConfigError
 
+        if raw is not None and not isinstance(raw, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
         raw = dict(raw or {})
         kinds = {"threshold": (int, float), "nms_kernel": (int,), "top_k": (int, type(None)), "stuff_area": (int,), "label_divisor": (int,), "void_label": (int,)}
         for key, value in raw.items():
@@ -509,6 +521,8 @@ class PostprocessSettings:
             if isinstance(value, bool) or not isinstance(value, kinds[key]):
                 names = "/".join(k.__name__ for k in kinds[key])
                 raise ConfigError(f"{where}.{key}: expected {names}, got {value!r}")
+        if not np.isfinite(raw.get("threshold", 0.0)):
+            raise ConfigError(f"{where}.threshold: expected a finite number, got {raw['threshold']!r}")
         settings = cls(**raw)
         try:
             _check_settings(settings.label_divisor, settings.stuff_area, settings.nms_kernel, settings.top_k)

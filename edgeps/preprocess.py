@@ -4,7 +4,11 @@ Every backend (torch, ONNX Runtime, OpenVINO, TFLite) and the training data path
 so a model sees the same pixels in training, in export calibration and on the robot.
 
 Frames are HxWx3 uint8 in BGR order (OpenCV's). Gray (HxW or HxWx1) and BGRA (HxWx4) frames
-are converted; non-contiguous views are accepted. The model input is RGB, normalized with
+are converted; non-contiguous views are accepted. Anything else is an
+:class:`~edgeps.errors.InputShapeError` naming the shape and dtype: other dtypes (float
+frames are not guessed as 0..1 or 0..255), 2 or 5+ channels, an empty frame, or a side longer
+than ``MAX_FRAME_SIDE`` (16384 px: beyond any camera, and a frame that large is almost surely
+a mix-up of axes or a corrupt header that would only exhaust memory). The model input is RGB, normalized with
 ``mean``/``std`` given on the 0..255 scale, at the model's input size: a frame of another
 aspect ratio is letterboxed by default (scaled to fit, centered, padded with the mean colour,
 which normalizes to 0), or stretched when the manifest says ``resize: stretch``.
@@ -22,6 +26,7 @@ from edgeps.errors import InputShapeError
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)  # RGB, 0..255
 IMAGENET_STD = (58.395, 57.12, 57.375)
+MAX_FRAME_SIDE = 16384  # pixels per side; larger frames are rejected by as_bgr
 
 
 @dataclass(frozen=True)
@@ -83,16 +88,16 @@ def as_bgr(frame: np.ndarray, name: str = "frame") -> np.ndarray:
         raise InputShapeError(f"{name}: expected a numpy array, got {type(frame).__name__}")
     if frame.dtype != np.uint8:
         raise InputShapeError(f"{name}: expected dtype uint8 (BGR 0..255), got {frame.dtype} with shape {frame.shape}")
-    if frame.ndim == 3 and frame.shape[2] == 1:
-        frame = frame[:, :, 0]
-    if frame.ndim == 2:
-        if frame.size == 0:
-            raise InputShapeError(f"{name}: empty frame of shape {frame.shape}")
-        return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_GRAY2BGR)
-    if frame.ndim != 3 or frame.shape[2] not in (3, 4):
+    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3, 4)):
         raise InputShapeError(f"{name}: expected HxWx3 BGR (or gray HxW, BGRA HxWx4), got shape {frame.shape}")
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise InputShapeError(f"{name}: empty frame of shape {frame.shape}")
+    if max(frame.shape[:2]) > MAX_FRAME_SIDE:
+        raise InputShapeError(f"{name}: shape {frame.shape} exceeds the maximum of {MAX_FRAME_SIDE} pixels per side")
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if frame.ndim == 2:
+        return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_GRAY2BGR)
     if frame.shape[2] == 4:
         return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_BGRA2BGR)
     return np.ascontiguousarray(frame)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeps.atomic import replace_dir
 from edgeps.bundle import Manifest, write_manifest
 from edgeps.calibration.sets import CalibrationSet, load_calibration_set
 from edgeps.errors import ConfigError, ExportError
@@ -77,39 +79,47 @@ def export_bundles(
     for fmt, precision in jobs:
         info = FORMATS[fmt]
         name = f"{fmt}-{precision}"
-        bundle = out / name
+        final = out / name
+        # Built under a hidden temporary name and renamed into place once it passed the parity
+        # gate: a killed export never leaves a folder that looks like a finished bundle.
+        bundle = out / f".{name}.tmp{os.getpid()}"
         if bundle.exists():
             shutil.rmtree(bundle)
         bundle.mkdir(parents=True)
-        module = importlib.import_module(f"edgeps.export.{info.module}")
-        job = ExportJob(model, dict(cfg.model), spec, precision, bundle, info.suffix, calibration, target, dynamic_hw)
         try:
-            art = module.export(job)
-        except (ConfigError, ExportError):
+            module = importlib.import_module(f"edgeps.export.{info.module}")
+            job = ExportJob(model, dict(cfg.model), spec, precision, bundle, info.suffix, calibration, target, dynamic_hw)
+            try:
+                art = module.export(job)
+            except (ConfigError, ExportError):
+                raise
+            except Exception as exc:
+                raise ExportError(f"{name}: {fmt} export failed: {type(exc).__name__}: {str(exc)[:400]}") from exc
+            manifest = Manifest(
+                model_name=f"{Path(checkpoint).stem}-{name}",
+                format=fmt,
+                precision=precision,
+                model_file=art.model_file,
+                categories=categories,
+                input=spec,
+                outputs={h: {"name": h, "index": art.output_index.get(h, i), "layout": OUTPUT_LAYOUTS[h]} for i, h in enumerate(OUTPUT_HEADS)},
+                postprocess=cfg.postprocess,
+                label_divisor=cfg.postprocess.label_divisor,
+                model_config={k: v for k, v in cfg.model.items() if k not in ("num_classes", "pretrained")},
+                calibration=calibration.summary() if (calibration is not None and precision == "int8") else None,
+                source_checkpoint_sha256=sha,
+                target=art.target,
+            )
+            write_manifest(bundle, manifest)
+            runtime = load(bundle, backend=info.backend)
+            report = parity_report(runtime, reference, model, parity_set, parity_images, precision)
+            del runtime  # releases the model file before the folder is renamed
+            report["data"] = parity_data
+            manifest.parity = report
+            write_manifest(bundle, manifest)
+        except BaseException:
+            shutil.rmtree(bundle, ignore_errors=True)
             raise
-        except Exception as exc:
-            raise ExportError(f"{name}: {fmt} export failed: {type(exc).__name__}: {str(exc)[:400]}") from exc
-        manifest = Manifest(
-            model_name=f"{Path(checkpoint).stem}-{name}",
-            format=fmt,
-            precision=precision,
-            model_file=art.model_file,
-            categories=categories,
-            input=spec,
-            outputs={h: {"name": h, "index": art.output_index.get(h, i), "layout": OUTPUT_LAYOUTS[h]} for i, h in enumerate(OUTPUT_HEADS)},
-            postprocess=cfg.postprocess,
-            label_divisor=cfg.postprocess.label_divisor,
-            model_config={k: v for k, v in cfg.model.items() if k not in ("num_classes", "pretrained")},
-            calibration=calibration.summary() if (calibration is not None and precision == "int8") else None,
-            source_checkpoint_sha256=sha,
-            target=art.target,
-        )
-        write_manifest(bundle, manifest)
-        runtime = load(bundle, backend=info.backend)
-        report = parity_report(runtime, reference, model, parity_set, parity_images, precision)
-        report["data"] = parity_data
-        manifest.parity = report
-        write_manifest(bundle, manifest)
         log.info(
             "%s: %.1f s, %.2f MB, parity: max|diff| %s, class agreement %.4f, PQ %.2f vs torch %.2f",
             name, art.seconds, art.size_bytes / 1e6,
@@ -119,10 +129,10 @@ def export_bundles(
         try:
             check_parity(report, name)
         except ExportError:
-            rejected = bundle.with_name(name + ".rejected")
-            if rejected.exists():
-                shutil.rmtree(rejected)
-            bundle.rename(rejected)
+            replace_dir(bundle, out / (name + ".rejected"))
+            if final.exists():  # no stale bundle of this name stays beside the rejected one
+                shutil.rmtree(final)
             raise
-        results.append(ExportResult(name, bundle, art.seconds, art.size_bytes, report))
+        replace_dir(bundle, final)
+        results.append(ExportResult(name, final, art.seconds, art.size_bytes, report))
     return results

@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgeps.bundle import Manifest
-from edgeps.errors import ConfigError, FormatError
+from edgeps.errors import ConfigError, FormatError, brief
 from edgeps.runtimes.base import Runtime
 
 log = logging.getLogger("edgeps.runtimes.onnxruntime")
@@ -81,7 +81,7 @@ class OnnxRuntime(Runtime):
         try:
             self.session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
         except Exception as exc:  # ORT raises its own exception types for a bad file
-            raise FormatError(f"{path}: ONNX Runtime cannot load this model ({type(exc).__name__}: {str(exc)[:300]})") from None
+            raise FormatError(f"{path}: ONNX Runtime cannot load this model ({brief(exc)})") from None
         self._input = self.session.get_inputs()[0].name
         self._names = [o.name for o in self.session.get_outputs()]
         self.info.update(

@@ -22,7 +22,7 @@ import numpy as np
 import openvino as ov
 
 from edgeps.bundle import Manifest
-from edgeps.errors import ConfigError, FormatError
+from edgeps.errors import ConfigError, DataNotFoundError, FormatError, brief
 from edgeps.runtimes.base import Runtime
 
 log = logging.getLogger("edgeps.runtimes.openvino")
@@ -81,12 +81,17 @@ class OpenVinoRuntime(Runtime):
             log.warning("%s: falling back to CPU", warning)
         config = compile_config(target, threads, options)
         path = bundle_dir / manifest.model_file
+        weights = path.with_suffix(".bin")
+        if path.suffix.lower() == ".xml" and not weights.is_file():
+            raise DataNotFoundError(f"{path}: its weights file {weights.name} is missing from {bundle_dir}")
         try:
             model = core.read_model(str(path))
             if model.inputs[0].get_partial_shape().is_dynamic:
                 model.reshape({model.inputs[0]: _static_shape(manifest)})
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses for a bad file
-            raise FormatError(f"{path}: OpenVINO cannot read this model ({type(exc).__name__}: {str(exc)[:300]})") from None
+            raise FormatError(
+                f"{path} (+ {weights.name}): OpenVINO cannot read this model, the .xml or the .bin is corrupt ({brief(exc)})"
+            ) from None
         if len(model.outputs) < len(manifest.outputs):
             raise FormatError(f"{path}: the model has {len(model.outputs)} outputs, the manifest expects {len(manifest.outputs)}")
         self.compiled = core.compile_model(model, target, config)

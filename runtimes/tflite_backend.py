@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgeps.bundle import Manifest
-from edgeps.errors import ConfigError, FormatError
+from edgeps.errors import ConfigError, FormatError, brief
 from edgeps.runtimes.base import Runtime
 
 try:
@@ -83,7 +83,7 @@ class TfliteRuntime(Runtime):
             self.interpreter = Interpreter(model_path=str(path), num_threads=n)
             self.interpreter.allocate_tensors()
         except Exception as exc:  # the interpreter raises ValueError/RuntimeError for a bad file
-            raise FormatError(f"{path}: {PACKAGE} cannot load this model ({type(exc).__name__}: {str(exc)[:300]})") from None
+            raise FormatError(f"{path}: {PACKAGE} cannot load this model ({brief(exc)})") from None
         self._input = self.interpreter.get_input_details()[0]
         self._outputs = self.interpreter.get_output_details()
         h, w = manifest.input.size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 
 from edgeps.bundle import Manifest
-from edgeps.errors import ConfigError, FormatError
+from edgeps.errors import ConfigError, FormatError, brief
 from edgeps.runtimes.base import Runtime
 
 
@@ -28,16 +29,18 @@ class TorchRuntime(Runtime):
         if threads:
             torch.set_num_threads(threads)
         path = bundle_dir / manifest.model_file
+        if not zipfile.is_zipfile(path):
+            raise FormatError(f"{path}: not a torch state dict (expected the zip archive torch.save writes; the file is truncated or corrupt)")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise FormatError(f"{path}: not a readable torch state dict ({type(exc).__name__}: {str(exc)[:200]})") from None
+            raise FormatError(f"{path}: not a readable torch state dict ({brief(exc)})") from None
         cfg = ModelConfig.from_dict({**manifest.model_config, "num_classes": len(manifest.categories), "pretrained": False})
         model = PanopticModel(cfg)
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise FormatError(f"{path}: weights do not fit the manifest's model_config: {str(exc)[:300]}") from None
+            raise FormatError(f"{path}: weights do not fit the manifest's model_config ({brief(exc)})") from None
         self._device = torch.device(device if device == "cpu" or torch.cuda.is_available() else "cpu")
         self.model = DeployModel(model).to(self._device).eval()
         self.info.update({"device": self._device.type, "threads": torch.get_num_threads(), "versions": {"torch": torch.__version__}})

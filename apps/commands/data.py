@@ -11,7 +11,6 @@ occlusion, instances per image) for any data spec.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgeps import LABEL_DIVISOR, VOID_LABEL
+from edgeps.atomic import atomic_path
 from edgeps.errors import ConfigError, FormatError
 
 NAME = "data"
@@ -121,11 +121,7 @@ def write_synth_video(path: Path, frames: int, size: tuple[int, int], seed: int,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     gt = path.with_name(path.stem + "_gt")
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
     h, w = size
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    if not writer.isOpened():
-        raise FormatError(f"{path}: OpenCV cannot write mp4 video (no mp4v encoder in this build)")
     images: list[dict] = []
 
     def entries() -> Iterator[tuple[int, str, np.ndarray, list[dict]]]:
@@ -136,19 +132,23 @@ def write_synth_video(path: Path, frames: int, size: tuple[int, int], seed: int,
             images.append({"id": s.frame, "file_name": name, "frame": s.frame, "height": h, "width": w})
             yield (s.frame, name, *panoptic_to_coco(s.panoptic, SYNTH_CATEGORIES))
 
-    try:
-        write_coco_panoptic(gt / "panoptic.json", gt / "panoptic", entries(), SYNTH_CATEGORIES, images=images)
-    finally:
-        writer.release()
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+        if not writer.isOpened():
+            raise FormatError(f"{path}: OpenCV cannot write mp4 video (no mp4v encoder in this build)")
+        try:
+            write_coco_panoptic(gt / "panoptic.json", gt / "panoptic", entries(), SYNTH_CATEGORIES, images=images)
+        finally:
+            writer.release()
     return gt
 
 
 def _imwrite(path: Path, image: np.ndarray) -> None:
     import cv2
 
-    if not cv2.imwrite(str(path), image):
-        raise FormatError(f"{path}: OpenCV could not write the image")
+    with atomic_path(path, fsync=False) as tmp:  # bulk dataset images: rename only
+        if not cv2.imwrite(str(tmp), image):
+            raise FormatError(f"{path}: OpenCV could not write the image")
 
 
 # ----------------------------------------------------------------------------- stats

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from edgeps import LABEL_DIVISOR, VOID_LABEL
+from edgeps.atomic import atomic_path
 from edgeps.categories import Categories
 from edgeps.errors import DataNotFoundError, FormatError, InputShapeError
 from edgeps.io.coco_panoptic import CocoPanopticSet, load_coco_panoptic
@@ -176,8 +177,6 @@ def write_instance_ids_png(path: str | Path, instance_ids: np.ndarray) -> None:
             f"instance_ids: values must lie in [0, 65535] for a 16-bit PNG, got [{arr.min()}, {arr.max()}]"
         )
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    if not cv2.imwrite(str(tmp), arr.astype(np.uint16)):
-        raise FormatError(f"{path}: OpenCV could not write the PNG")
-    tmp.replace(path)
+    with atomic_path(path, fsync=False) as tmp:  # bulk dataset images: rename only
+        if not cv2.imwrite(str(tmp), arr.astype(np.uint16)):
+            raise FormatError(f"{path}: OpenCV could not write the PNG")

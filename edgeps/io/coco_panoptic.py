@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from edgeps import LABEL_DIVISOR, VOID_LABEL
+from edgeps.atomic import atomic_path, atomic_write_text
 from edgeps.categories import Categories
 from edgeps.errors import DataNotFoundError, FormatError, InputShapeError
 from edgeps.panoptic import id_to_rgb, rgb_to_id, segments_of
@@ -35,11 +36,9 @@ def read_id_png(path: str | Path) -> np.ndarray:
 
 def write_id_png(path: str | Path, ids: np.ndarray) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    if not cv2.imwrite(str(tmp), id_to_rgb(ids)[..., ::-1]):
-        raise FormatError(f"{path}: OpenCV could not write the PNG")
-    tmp.replace(path)
+    with atomic_path(path, fsync=False) as tmp:  # bulk dataset images: rename only
+        if not cv2.imwrite(str(tmp), id_to_rgb(ids)[..., ::-1]):
+            raise FormatError(f"{path}: OpenCV could not write the PNG")
 
 
 def read_json(path: str | Path) -> Any:
@@ -54,11 +53,7 @@ def read_json(path: str | Path) -> Any:
 
 def write_json(path: str | Path, data: Any) -> None:
     """Write JSON atomically: a killed process never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(data))
 
 
 @dataclass

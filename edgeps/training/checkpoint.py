@@ -7,23 +7,22 @@ checkpoint that looks valid.
 from __future__ import annotations
 
 import hashlib
-import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from edgeps.errors import DataNotFoundError, FormatError
+from edgeps.atomic import atomic_path
+from edgeps.errors import DataNotFoundError, FormatError, brief
 
 FORMAT = "edgeps-checkpoint/1"
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save({"format": FORMAT, **payload}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, **payload}, tmp)
     return path
 
 
@@ -32,10 +31,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise FormatError(f"{path}: not a readable edgeps checkpoint (expected the zip archive torch.save writes; the file is truncated or something else)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a bad file
-        raise FormatError(f"{path}: not a readable edgeps checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
+        raise FormatError(f"{path}: not a readable edgeps checkpoint ({brief(exc)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise FormatError(f"{path}: not an edgeps checkpoint (expected format '{FORMAT}')")
     for key in ("model", "config", "categories"):

@@ -70,7 +70,7 @@ def model_from_checkpoint(ckpt: dict[str, Any] | str | Path, *, pretrained: bool
     try:
         model.load_state_dict(ckpt["model"], strict=True)
     except RuntimeError as exc:
-        raise FormatError(f"{where}: weights do not fit the model config it names (another model config?): {str(exc)[:300]}") from None
+        raise FormatError(f"{where}: weights do not fit the model config it names (another model config?): {' '.join(str(exc).split())[:300]}") from None
     return model.eval(), categories, cfg
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgeps.atomic import atomic_path
+
 
 def _panel(title: str, xs: Sequence[float], series: dict[str, Sequence[float]], log_y: bool, size=(360, 640)) -> np.ndarray:
     h, w = size
@@ -61,4 +63,5 @@ def plot_curves(path: str | Path, history: dict[str, list]) -> None:
         {k: [100 * v for v in history.get(k, [])] for k in ("pq", "pq_things", "pq_stuff")},
         log_y=False,
     )
-    cv2.imwrite(str(path), np.vstack([loss, pq]))
+    with atomic_path(path) as tmp:
+        cv2.imwrite(str(tmp), np.vstack([loss, pq]))

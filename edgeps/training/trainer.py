@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgeps.atomic import atomic_write_text
 from edgeps.categories import Categories
 from edgeps.errors import ConfigError, DataNotFoundError
 from edgeps.evaluation import evaluate_predictor
@@ -258,7 +259,7 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, Mode
                 "history": history,
             }
         )
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float), encoding="utf-8")
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1, default=float))
         plot_curves(out / "curves.png", history)
     return metrics
 
