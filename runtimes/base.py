@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeps.bundle import Manifest
-from edgeps.errors import InputShapeError
+from edgeps.bundle import MANIFEST_NAME, Manifest
+from edgeps.errors import FormatError, InputShapeError
 from edgeps.panoptic import segments_of
 from edgeps.postprocess import PostprocessSettings, panoptic_from_outputs
 from edgeps.preprocess import as_bgr, frame_geometry, preprocess
@@ -21,8 +21,14 @@ from edgeps.result import PanopticResult
 class Runtime:
     """A loaded bundle: one session made once, then ``predict`` per frame.
 
-    Thread safety: ``infer``/``predict`` hold a per-runtime lock, so concurrent calls from
-    several threads are safe and run one at a time (use one runtime per thread to overlap).
+    Thread safety: one runtime may be shared by several threads. The backend call
+    (``infer``, and so the inference step of ``predict``) holds a per-runtime lock, because
+    backend sessions are not all safe to enter concurrently (an OpenVINO infer request, a
+    TFLite interpreter's tensors, ...); ``preprocess`` and ``postprocess`` are pure functions of
+    their arguments and run concurrently outside it. Concurrent ``predict`` calls therefore
+    give exactly the results of sequential calls (tests/test_thread_safety.py), but their
+    inference runs one at a time: to overlap inference, use one runtime per thread, or the
+    staged :class:`edgeps.stream.pipeline.StreamPipeline`.
     """
 
     name = "base"
@@ -103,5 +109,9 @@ class Runtime:
         """Positional model outputs -> heads, by the manifest's output indices."""
         out = {}
         for head, desc in self.manifest.outputs.items():
+            if desc["index"] >= len(values):
+                raise FormatError(
+                    f"{self.bundle_dir / MANIFEST_NAME}: outputs.{head}.index is {desc['index']}, the model has {len(values)} outputs"
+                )
             out[head] = values[desc["index"]]
         return out
