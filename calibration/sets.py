@@ -62,6 +62,8 @@ def load_calibration_set(spec: str, input_spec: InputSpec, n: int = 64) -> Calib
     glob, or a video file. ``n``: at most this many frames (spread over a video)."""
     if n < 1:
         raise ConfigError(f"calibration: need at least one image, asked for {n}")
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"calibration: empty source {spec!r} (a data spec, image folder, glob or video)")
     path = Path(spec).expanduser()
     frames: list[tuple[str, np.ndarray]]
     if spec.startswith("synth:") or (path.is_dir() and ((path / "gtFine").is_dir() or list(path.glob("*.json")))):

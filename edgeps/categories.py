@@ -112,10 +112,10 @@ class Categories:
         path = Path(path)
         if not path.is_file():
             raise DataNotFoundError(f"category file not found: {path}")
-        text = path.read_text(encoding="utf-8")
         try:
+            text = path.read_text(encoding="utf-8")
             raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
             raise FormatError(f"{path}: cannot parse: {exc}") from exc
         if isinstance(raw, Mapping):
             if "categories" not in raw:

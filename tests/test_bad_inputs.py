@@ -228,6 +228,14 @@ def test_category_file_with_a_bad_colour(tmp_path):
     _raises(CategoryError, lambda: Categories.from_file(path), f"{path}[0]", "'color' must be three integers 0..255")
 
 
+def test_category_file_that_is_binary(tmp_path):
+    from edgeps.categories import Categories
+
+    path = tmp_path / "cats.yaml"
+    path.write_bytes(b"\xff\xfe\x00\x80")
+    _raises(FormatError, lambda: Categories.from_file(path), str(path), "cannot parse")
+
+
 def test_thing_ids_not_among_the_classes():
     from edgeps.postprocess import panoptic_from_heads
 
@@ -348,6 +356,13 @@ def test_unreadable_calibration_image(tmp_path, frame):
     _raises(FormatError, lambda: load_calibration_set(str(tmp_path), InputSpec(SIZE)), str(tmp_path / "b.jpg"), "not a readable image")
 
 
+def test_empty_calibration_spec():
+    from edgeps.calibration.sets import load_calibration_set
+    from edgeps.preprocess import InputSpec
+
+    _raises(ConfigError, lambda: load_calibration_set("  ", InputSpec(SIZE)), "calibration: empty source")
+
+
 def test_calibration_video_that_is_not_a_video(tmp_path):
     from edgeps.calibration.sets import load_calibration_set
     from edgeps.preprocess import InputSpec
@@ -426,6 +441,7 @@ CONFIG_CASES = {
     "infinite-lr": ("schedule: {lr: .inf}\n", ConfigError, "schedule.lr: expected a finite number, got inf"),
     "section-not-mapping": ("loss: [1, 2]\n", ConfigError, "loss: expected a mapping, got list"),
     "not-yaml": ("schedule: {lr: [0.1\n", ConfigError, "not valid YAML"),
+    "binary-file": (b"\xff\xfe\x00\x80 binary", ConfigError, "not valid YAML"),
 }
 
 
@@ -435,7 +451,10 @@ def test_bad_training_config(tmp_path, case):
 
     text, exc, expected = CONFIG_CASES[case]
     path = tmp_path / "train.yaml"
-    path.write_text(text)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
     _raises(exc, lambda: load_config(path), str(path), expected)
 
 

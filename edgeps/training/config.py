@@ -162,6 +162,6 @@ def load_config(path: str | Path) -> TrainConfig:
         raise DataNotFoundError(f"config file not found: {path}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     return config_from_dict(raw, where=str(path))
