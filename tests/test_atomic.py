@@ -193,3 +193,33 @@ def test_checkpoint_writer_killed_mid_write_leaves_the_old_checkpoint_loadable(t
     _kill_mid_write(tmp_path, script, target)
     assert load_checkpoint(target)["step"] == 1
     assert _visible(tmp_path) == ["last.pt", "started"]
+
+
+def test_bundle_export_killed_mid_way_leaves_the_old_bundle(tiny_checkpoint, tmp_path):
+    """The export builds the bundle in a hidden temporary folder: killed while that folder is
+    being filled (model written, parity running), the old bundle is intact."""
+    out = tmp_path / "bundles"
+    old = out / "torch-fp32"
+    old.mkdir(parents=True)
+    (old / "edgeps.yaml").write_text("old: bundle\n")
+    script = f"""
+        from edgeps.export.pipeline import export_bundles
+        export_bundles({str(tiny_checkpoint)!r}, ["torch"], ["fp32"], {str(out)!r}, parity_data="synth:val:16", parity_images=16)
+    """
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], cwd=REPO)
+    try:
+        temp = None
+        for _ in range(6000):
+            temp = next((p for p in out.glob(".torch-fp32.tmp*") if (p / "model.pt").exists()), None)
+            if temp is not None or proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        assert temp is not None, f"the export never started its bundle (exit code {proc.poll()})"
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (old / "edgeps.yaml").read_text() == "old: bundle\n" and sorted(p.name for p in old.iterdir()) == ["edgeps.yaml"]
+    assert _visible(out) == ["torch-fp32"]  # the half-made bundle only under its hidden name
