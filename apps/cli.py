@@ -45,7 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     mod = importlib.import_module(f"edgeps.apps.commands.{args._module}")
     try:
         return int(mod.run(args) or 0)
-    except EdgepsError as exc:
+    except (EdgepsError, OSError) as exc:
+        # edgeps errors, and the operating system's refusals (a file where a folder should be,
+        # no permission, disk full: they name the path) are bad input or environment, not bugs.
         if args.debug:
             raise
         # One line, whatever the message holds (wrapped library messages can span lines).

@@ -533,8 +533,9 @@ def test_cli_corrupt_bundle_is_one_line_and_exit_2(fp32_bundles, tmp_path, capsy
         (["model-info", "--config", "{tmp}/unknown.yaml"], "model: unknown key 'depth'"),
         (["eval-coco", "--gt-json", "{tmp}/notes.txt", "--gt-dir", "{tmp}", "--pred-json", "{tmp}/notes.txt", "--pred-dir", "{tmp}"], "not valid JSON"),
         (["eval", "--bundle", "{tmp}", "--data", "synth:val:1"], "no edgeps.yaml manifest"),
+        (["data", "synth", "--out", "{tmp}/notes.txt/set", "--n", "1", "--size", "32x64"], "Not a directory: '{tmp}/notes.txt"),
     ],
-    ids=["checkpoint-not-a-checkpoint", "config-not-yaml", "config-unknown-key", "json-not-json", "folder-not-a-bundle"],
+    ids=["checkpoint-not-a-checkpoint", "config-not-yaml", "config-unknown-key", "json-not-json", "folder-not-a-bundle", "output-under-a-file"],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, fragment):
     (tmp_path / "notes.txt").write_text("not json, not a checkpoint\n")
@@ -542,7 +543,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, fragment):
     (tmp_path / "unknown.yaml").write_text("model: {depth: 3}\n")
     code, err = _cli(capsys, *[a.format(tmp=tmp_path) for a in argv])
     assert code == 2 and len(err) == 1, err
-    assert err[0].startswith(f"edgeps {argv[0]}: error: ") and fragment in err[0]
+    assert err[0].startswith(f"edgeps {argv[0]}: error: ") and fragment.format(tmp=tmp_path) in err[0]
 
 
 def test_cli_subprocess_one_line_and_traceback_with_debug(fp32_bundles, tmp_path):
