@@ -47,11 +47,12 @@ def _paths(d: Any, prefix: tuple = ()) -> list[tuple]:
 
 
 @st.composite
-def mutated(draw: st.DrawFn, base: dict) -> dict:
-    """``base`` with one to three random edits: replace a value, delete a key, add a key."""
+def mutated(draw: st.DrawFn, base: dict, roots: tuple[str, ...] = ()) -> dict:
+    """``base`` with one to three random edits: replace a value, delete a key, add a key
+    (only under the top-level keys ``roots`` when given, to search a section harder)."""
     doc = copy.deepcopy(base)
     for _ in range(draw(st.integers(1, 3))):
-        paths = _paths(doc)
+        paths = [p for p in _paths(doc) if not roots or p[0] in roots]
         if not paths:
             break
         path = draw(st.sampled_from(paths))
@@ -118,6 +119,19 @@ def test_mutated_manifest_parses_or_raises_a_typed_error(doc):
     if m is not None:  # what parses must round-trip
         assert manifest_from_dict(m.to_dict()).to_dict() == m.to_dict()
         assert all(0 <= d["index"] for d in m.outputs.values())
+
+
+@FAST
+@given(mutated(MANIFEST, roots=("outputs", "input", "postprocess", "format_version", "label_divisor")))
+def test_mutated_manifest_sections_parse_or_raise_a_typed_error(doc):
+    from edgeps.bundle import manifest_from_dict
+
+    m = _parses_or_typed_error(manifest_from_dict, doc)
+    if m is not None:
+        indices = [d["index"] for d in m.outputs.values()]
+        assert all(isinstance(i, int) and i >= 0 for i in indices) and len(set(indices)) == len(indices)
+        assert all(v > 0 for v in m.input.size) and min(m.input.std) > 0
+        assert m.label_divisor == m.postprocess.label_divisor
 
 
 @FAST
