@@ -74,6 +74,7 @@ class Runtime:
     def postprocess(self, heads: dict[str, np.ndarray], frame_hw: tuple[int, int]) -> PanopticResult:
         """Heads of one frame -> panoptic map at the frame's size (``frame_hw`` = (H, W)) and its
         segments. A separate stage so a streaming pipeline can run it on its own thread."""
+        self._check_classes(heads.get("semantic"))
         pred = panoptic_from_outputs(
             heads,
             thing_ids=self.thing_ids,
@@ -100,6 +101,19 @@ class Runtime:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """The panoptic map alone: a predictor for :func:`edgeps.evaluation.evaluate_predictor`."""
         return self.predict(image).panoptic
+
+    def _check_classes(self, semantic: np.ndarray | None) -> None:
+        """Every class the model emits must be one of the manifest's categories (train ids
+        0..N-1), or ids would decode to classes nobody can name or colour."""
+        n = len(self.manifest.categories)
+        if not isinstance(semantic, np.ndarray) or semantic.size == 0:
+            return
+        if np.issubdtype(semantic.dtype, np.integer):
+            top = int(semantic.max())
+            if top >= n:
+                raise FormatError(f"{self.bundle_dir / MANIFEST_NAME}: the model predicts class {top}, the manifest lists {n} categories (0..{n - 1})")
+        elif semantic.ndim == 4 and semantic.shape[1] != n:
+            raise FormatError(f"{self.bundle_dir / MANIFEST_NAME}: the model has {semantic.shape[1]} classes, the manifest lists {n} categories")
 
     # -- for backends ---------------------------------------------------------------------
     def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:

@@ -330,6 +330,13 @@ def test_non_finite_semantic_logits_are_rejected():
     )
 
 
+def test_class_beyond_the_manifest_categories(onnx_runtime, frame):
+    heads = _heads(onnx_runtime, frame)
+    n = len(onnx_runtime.manifest.categories)
+    heads["semantic"][0, 3, 5] = n  # a model trained with one class more than the manifest lists
+    _raises(FormatError, lambda: onnx_runtime.postprocess(heads, frame.shape[:2]), "edgeps.yaml", f"the model predicts class {n}, the manifest lists {n} categories")
+
+
 def test_head_of_the_wrong_shape(onnx_runtime, frame):
     heads = _heads(onnx_runtime, frame)
     heads["offset"] = heads["offset"][:, :1]
