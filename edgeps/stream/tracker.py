@@ -128,8 +128,11 @@ class Tracker:
             # 1) IoU of each track's mask, moved by its predicted displacement, with this frame
             inter = np.zeros((len(tracks), n_cur))
             for k, t in enumerate(tracks):
-                idx = cur_index[self._moved(t.pixels, self._velocity(t) * (t.age + 1), gh, gw)]
-                inter[k] = np.bincount(idx[idx >= 0], minlength=n_cur)
+                # the mask moved by the predicted displacement, and where it was (a prediction
+                # thrown off by an occlusion must not cost a track that barely moved)
+                moved = cur_index[self._moved(t.pixels, self._velocity(t) * (t.age + 1), gh, gw)]
+                still = cur_index[t.pixels]
+                inter[k] = np.maximum(np.bincount(moved[moved >= 0], minlength=n_cur), np.bincount(still[still >= 0], minlength=n_cur))
             t_area = np.array([t.pixels.size for t in tracks])[:, None]
             same = np.array([t.category_id for t in tracks])[:, None] == cur_cls[None, :]
             iou = np.where(same, inter / np.maximum(t_area + cur_area[None, :] - inter, 1), 0.0)
@@ -175,11 +178,7 @@ class Tracker:
                     step = (centroid - t.centroid) / (t.age + 1)
                     t.velocity = step if t.fresh else 0.5 * t.velocity + 0.5 * step
                     t.fresh = False
-                if ratio >= 0.3:
-                    t.centroid, t.pixels = centroid, cur_pixels[c]
-                else:  # mostly hidden now: keep the fuller mask (moved along) as the template
-                    t.pixels = self._moved(t.pixels, self._velocity(t) * (t.age + 1), gh, gw)
-                    t.centroid = t.centroid + self._velocity(t) * (t.age + 1)
+                t.centroid, t.pixels = centroid, cur_pixels[c]
                 t.age = 0
             else:
                 t = _Track(self.next_id, int(cur_cls[c]), cur_pixels[c], centroid, np.zeros(2))
