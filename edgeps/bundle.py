@@ -17,6 +17,7 @@ from edgeps import __version__
 from edgeps.atomic import atomic_write_text
 from edgeps.categories import Categories
 from edgeps.errors import DataNotFoundError, FormatError
+from edgeps.io.yaml_file import read_yaml
 from edgeps.postprocess import PostprocessSettings
 from edgeps.preprocess import InputSpec
 
@@ -203,11 +204,7 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
     path = bundle_dir / MANIFEST_NAME
     if not path.is_file():
         raise DataNotFoundError(f"{bundle_dir}: no {MANIFEST_NAME} manifest (is this an edgeps bundle?)")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{path}: not valid YAML: {str(exc)[:300]}") from None
-    manifest = manifest_from_dict(raw, where=str(path))
+    manifest = manifest_from_dict(read_yaml(path), where=str(path))
     if not (bundle_dir / manifest.model_file).is_file():
         raise DataNotFoundError(f"{path}: model_file '{manifest.model_file}' is missing from {bundle_dir}")
     return manifest

@@ -26,16 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_model_section(path: Path) -> dict[str, Any]:
     """The ``model:`` mapping of a YAML file (other top-level sections are ignored)."""
-    import yaml
+    from edgeps.errors import ConfigError
+    from edgeps.io.yaml_file import read_yaml
 
-    from edgeps.errors import ConfigError, DataNotFoundError, FormatError
-
-    if not path.is_file():
-        raise DataNotFoundError(f"config file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise FormatError(f"{path}: not valid YAML: {exc}") from None
+    raw = read_yaml(path, kind="config file")
     if not isinstance(raw, dict) or "model" not in raw:
         raise ConfigError(f"{path}: expected a mapping with a 'model:' section")
     model = raw["model"] or {}

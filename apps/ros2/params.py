@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from edgeps.errors import ConfigError, DataNotFoundError
+from edgeps.errors import ConfigError
+from edgeps.io.yaml_file import read_yaml
 from edgeps.postprocess import PostprocessSettings
 
 NODE_NAME = "edgeps_panoptic"
@@ -123,12 +122,7 @@ def read_params_file(path: str | Path, node_name: str = NODE_NAME) -> dict[str, 
     """The ``ros__parameters`` of ``node_name`` in a ROS 2 params file (``yaml.safe_load``);
     ``/**`` (every node) entries apply first, the node's own override them."""
     path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"params file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc)[:300]}") from None
+    raw = read_yaml(path, kind="params file", error=ConfigError)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected '{node_name}: {{ros__parameters: {{...}}}}' at the top level")
     out: dict[str, Any] = {}

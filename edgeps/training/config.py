@@ -11,9 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from edgeps.errors import ConfigError, DataNotFoundError
+from edgeps.errors import ConfigError
+from edgeps.io.yaml_file import read_yaml
 from edgeps.postprocess import PostprocessSettings
 
 
@@ -157,11 +156,5 @@ def config_from_dict(raw: Any, where: str = "config") -> TrainConfig:
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"config file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    raw = read_yaml(path, kind="config file", error=ConfigError)
     return config_from_dict(raw, where=str(path))
