@@ -44,6 +44,11 @@ def _cpuinfo(path: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str]]:
     return model, sorted(f for f in ISA_FLAGS if f in flags)
 
 
+def has_vnni() -> bool:
+    """True when this CPU has VNNI (AVX512-VNNI or AVX-VNNI): full-range int8 is safe here."""
+    return any(f in ("avx512_vnni", "avx_vnni") for f in _cpuinfo()[1])
+
+
 def package_versions(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Versions of python, numpy, cv2 and the installed runtime packages (not imported here,
     so describing the machine never pulls torch into the process)."""
