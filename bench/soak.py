@@ -92,14 +92,18 @@ def soak(bundle: str, video: str, minutes: float, fail_every: float, sample_ever
     stop.set()
     s = pipe.summary()
     warm = [x["rss_mb"] for x in samples if x["t"] >= min(30.0, 60 * minutes / 4)]
-    growth = (warm[-1] - warm[0]) / warm[0] if len(warm) >= 2 else float("nan")
+    # a minute's median at each end: RSS of a live process wobbles by a few MB (frame buffers
+    # in flight), which a single first/last sample would read as growth or shrinkage
+    k = max(1, min(len(warm) // 4, int(round(60 / sample_every))))
+    first, last = (float(np.median(warm[:k])), float(np.median(warm[-k:]))) if warm else (float("nan"),) * 2
+    growth = (last - first) / first if len(warm) >= 2 else float("nan")
     in_flight = s["captured"] - s["frames"] - s["dropped"]
     expected_failures = int(60 * minutes // fail_every) if fail_every > 0 else 0
     return {
         "bundle": bundle, "backend": rt.info["backend"], "minutes": minutes, "frames": s["frames"], "captured": s["captured"],
         "dropped": s["dropped"], "in_flight_at_end": in_flight, "counters_consistent": 0 <= in_flight <= 4,
         "reconnects": s["reconnects"], "source_failures": s["source_failures"], "expected_failures": expected_failures,
-        "fps": s["fps"], "rss_first_mb": warm[0] if warm else None, "rss_last_mb": warm[-1] if warm else None,
+        "fps": s["fps"], "rss_first_mb": round(first, 1), "rss_last_mb": round(last, 1), "rss_max_mb": max(warm, default=None),
         "rss_growth": growth, "max_queue_depth": max((max(x["queues"]) for x in samples), default=0), "samples": samples,
     }
 
@@ -127,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(r)
         print(f"{Path(b).name:<16} {r['minutes']:.1f} min  {r['frames']} frames ({r['captured']} captured, {r['dropped']} dropped, "
               f"{r['in_flight_at_end']} in flight: {'consistent' if r['counters_consistent'] else 'INCONSISTENT'})  "
-              f"{r['fps']:.1f} FPS  RSS {r['rss_first_mb']} -> {r['rss_last_mb']} MB ({100 * r['rss_growth']:+.1f} %)  "
+              f"{r['fps']:.1f} FPS  RSS {r['rss_first_mb']} -> {r['rss_last_mb']} MB (median of a minute, max {r['rss_max_mb']}) ({100 * r['rss_growth']:+.1f} %)  "
               f"max queue {r['max_queue_depth']}  reconnects {r['reconnects']}/{r['source_failures']} failures "
               f"(expected ~{r['expected_failures']})", flush=True)
     if args.json:
