@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from mjpeg_server import MjpegCamera
 
-from edgeps.errors import DataNotFoundError, SourceError
+from edgeps.errors import DataNotFoundError, InputShapeError, SourceError
 from edgeps.panoptic import segments_of
 from edgeps.stream.capture import Capture
 from edgeps.stream.latest import LatestSlot
@@ -149,30 +149,107 @@ def _renumber(pan: np.ndarray, rng: np.random.Generator, thing_ids: set[int]) ->
     return out
 
 
-def test_tracker_follows_objects_of_the_synthetic_video():
-    """Per-frame renumbered ground truth (what a detector gives) through the tracker, scored
-    against the video's persistent ids. The synthetic street is hard on a mask-IoU tracker
-    (objects hidden and shown again by passing cars, thin walking people): this pins the
-    measured level so a regression shows; the issue's target (<= 2 switches / 100 frames) is
-    not reached on it yet."""
+def _synthetic_video_switches(use_frames: bool) -> tuple[int, float]:
+    """(id switches, lowest tracked fraction) over four 100-frame videos at 128x256."""
     from edgeps.data.street import render_video
     from edgeps.data.synthetic import SYNTH_CATEGORIES
     from edgeps.metrics.tracking import TrackingAccumulator
 
     things = set(SYNTH_CATEGORIES.thing_ids)
-    tracker = Tracker(things)
     size = (128, 256)
-    acc = TrackingAccumulator(things, min_area=int(0.005 * size[0] * size[1]))
     rng = np.random.default_rng(0)
-    for s in render_video(5, size, 100):
-        pred = _renumber(s.panoptic, rng, things)
-        segs = tracker.update(pred, segments_of(pred))
-        assert all((seg.track_id is not None) == (seg.category_id in things) for seg in segs)
-        acc.update(s.panoptic, pred, segs)
-    r = acc.summary()
-    assert r["frames"] == 100 and r["objects"] >= 20
-    assert r["tracked_fraction"] == 1.0
-    assert r["switches_per_100_frames"] <= 30  # measured: 21
+    switches, tracked = 0, 1.0
+    for seed in range(1, 5):
+        tracker = Tracker(things)
+        acc = TrackingAccumulator(things, min_area=int(0.005 * size[0] * size[1]))
+        for s in render_video(seed, size, 100):
+            pred = _renumber(s.panoptic, rng, things)
+            segs = tracker.update(pred, segments_of(pred), s.image if use_frames else None)
+            assert all((seg.track_id is not None) == (seg.category_id in things) for seg in segs)
+            acc.update(s.panoptic, pred, segs)
+        r = acc.summary()
+        assert r["frames"] == 100 and r["objects"] >= 10
+        switches, tracked = switches + r["id_switches"], min(tracked, r["tracked_fraction"])
+    return switches, tracked
+
+
+def test_tracker_follows_objects_of_the_synthetic_video():
+    """Per-frame renumbered ground truth (what a detector gives) through the tracker over four
+    synthetic videos, scored against their persistent ids. The synthetic street is hard on a
+    frame-to-frame tracker (objects hidden for many frames by passing cars, thin walking
+    people, wire-frame bicycles) and this small size (128x256) harder still: this pins the
+    measured levels so a regression shows; the issue's target (<= 2 switches / 100 frames)
+    is not reached on it."""
+    with_frames, tracked = _synthetic_video_switches(True)
+    masks_only, _ = _synthetic_video_switches(False)
+    assert tracked == 1.0
+    # measured (per 400 frames): 13 with the frames' colours, 20 from the masks alone; 49
+    # from the masks alone before the box, colour and occlusion cues
+    assert with_frames <= 16
+    assert masks_only <= 24
+    assert with_frames < masks_only
+
+
+def _ring(pan: np.ndarray, pid: int, cy: int, cx: int, r: int = 14) -> None:
+    yy, xx = np.ogrid[: pan.shape[0], : pan.shape[1]]
+    d = np.hypot(yy - cy, xx - cx)
+    pan[(d >= r - 2) & (d <= r)] = pid
+
+
+def test_tracker_keeps_a_fast_wire_frame_object():
+    """A thin ring moving by more than its line width each frame has no mask overlap from one
+    frame to the next: its box carries it (a bicycle near the camera)."""
+    tracker = Tracker([7], stride=1)
+    ids = []
+    for f in range(8):
+        pan = np.zeros((80, 200), np.int32)
+        _ring(pan, 7001, 40, 30 + 12 * f)
+        ids.append(tracker.update(pan, segments_of(pan))[-1].track_id)
+    assert len(set(ids)) == 1
+
+
+def test_tracker_remembers_an_object_through_an_occlusion():
+    """A car hidden to a sliver for three frames by a group of people keeps its id when it
+    comes out (the sliver alone would not lead back to the whole car)."""
+    tracker = Tracker([5, 6], stride=1)
+    ids = []
+    for f in range(8):
+        pan = np.zeros((60, 160), np.int32)
+        pan[20:40, 40 + 2 * f : 70 + 2 * f] = 5001  # the car behind, moving right
+        if 2 <= f <= 4:
+            pan[15:45, 38 + 2 * f : 68 + 2 * f] = 6001  # people passing in front, leaving a sliver
+            pan[20:40, 68 + 2 * f : 70 + 2 * f] = 5001
+        segs = tracker.update(pan, segments_of(pan))
+        ids.append(next(s.track_id for s in segs if s.id == 5001))
+    assert len(set(ids)) == 1
+
+
+def test_tracker_colour_keeps_crossing_objects_apart():
+    """Two people of one class, side by side, swap places between two frames (a jump, e.g.
+    dropped frames): the masks alone say nobody moved; the frame's colours say who is who."""
+    tracker, masks_only = Tracker([6], stride=1), Tracker([6], stride=1)
+    img = np.zeros((40, 100, 3), np.uint8)
+    got, swapped = [], []
+    for f in range(4):
+        pan = np.zeros((40, 100), np.int32)
+        left, right = (6001, 6002) if f < 2 else (6002, 6001)
+        pan[0:40, 30:42], pan[0:40, 42:54] = left, right
+        img[:] = 0
+        img[pan == 6001] = (200, 30, 30)  # blue shirt
+        img[pan == 6002] = (30, 30, 200)  # red shirt
+        segs = tracker.update(pan, segments_of(pan), img)
+        got.append({s.id: s.track_id for s in segs})
+        blind = masks_only.update(pan, segments_of(pan))
+        swapped.append({s.id: s.track_id for s in blind})
+    assert all(g == got[0] for g in got)
+    assert swapped[2] != swapped[0]  # without the frames the ids follow the places
+
+
+def test_tracker_rejects_a_frame_of_another_size():
+    tracker = Tracker([6])
+    pan = np.zeros((40, 100), np.int32)
+    with pytest.raises(InputShapeError, match=r"image: expected uint8 \(H, W, 3\).*\(40, 100\)"):
+        tracker.update(pan, segments_of(pan), np.zeros((20, 50, 3), np.uint8))
 
 
 def test_tracker_scripted_sequence_moves_appears_disappears():

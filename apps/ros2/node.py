@@ -192,7 +192,7 @@ class PanopticNode(Node):
         sem = np.where(pan == self.void, self.semantic_void, pan // self.divisor)
         self._pub_semantic.publish(image_message(msg.header, sem.astype(np.uint8 if self.semantic_encoding == "mono8" else np.uint16), self.semantic_encoding))
         if self.tracker is not None:
-            self.tracker.update(pan, result.segments)
+            self.tracker.update(pan, result.segments, frame)
         info = self.segments_info(msg, result.segments)
         info["timings_ms"] = {
             **{k: round(v, 3) for k, v in result.timings.items()},

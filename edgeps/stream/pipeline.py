@@ -160,7 +160,7 @@ class StreamPipeline:
         result = self.runtime.postprocess(w.payload, w.frame.image.shape[:2])
         t1 = time.perf_counter()
         if self.tracker is not None:
-            self.tracker.update(result.panoptic, result.segments)
+            self.tracker.update(result.panoptic, result.segments, w.frame.image)
         t2 = time.perf_counter()
         w.timings["postprocess"] = (t1 - t0) * 1e3
         w.timings["track"] = (t2 - t1) * 1e3

@@ -2,10 +2,13 @@
 
 The panoptic map of each frame numbers instances afresh (car 1, car 2 in center order), so
 a consumer that follows "that car" needs an identity that outlives the frame. The tracker
-matches each thing segment to the previous frame's segments of the same class by mask IoU
-(one joint ``bincount`` over the pixels, no loop over pixels), then to recently lost tracks,
-and gives unmatched segments new ids. Track ids are unbounded integers and live only in
-:attr:`Segment.track_id`; the panoptic map is never rewritten.
+matches each thing segment to the tracks of the same class by mask IoU (one joint
+``bincount`` over the pixels, no loop over pixels), then by overlap with a remembered whole
+mask (an object coming out from behind another), then by predicted position; when the frame
+is given, a coarse colour histogram per segment keeps two neighbours of one class apart and
+recognises an object that was hidden for a few frames. Unmatched segments get new ids. Track
+ids are unbounded integers and live only in :attr:`Segment.track_id`; the panoptic map is
+never rewritten.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from edgeps.panoptic import Segment
 class _Track:
     track_id: int
     category_id: int
-    pixels: np.ndarray  # flat indices (in the subsampled grid) of its last mask
-    centroid: np.ndarray  # (y, x) in grid pixels
+    pixels: np.ndarray  # flat indices (in the subsampled grid) of its last whole mask
+    centroid: np.ndarray  # (y, x) in grid pixels, of that mask
     velocity: np.ndarray  # (dy, dx) per frame, smoothed
     age: int = 0  # frames since it was last seen
     fresh: bool = True  # no velocity measured yet
+    occluded: int = 0  # consecutive frames it was seen much smaller than its remembered mask
+    colour: np.ndarray | None = None  # normalised colour histogram (None without frames)
 
 
 def greedy_match(score: np.ndarray, threshold: float) -> list[tuple[int, int]]:
@@ -46,26 +51,42 @@ def greedy_match(score: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     return pairs
 
 
+def _box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one (y0, x0, y1, x1) box, inclusive corners, with each row of ``boxes``."""
+    h = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]) + 1
+    w = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]) + 1
+    inter = np.clip(h, 0, None) * np.clip(w, 0, None)
+    area = lambda b: (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)  # noqa: E731
+    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-9)
+
+
 class Tracker:
     """Give thing segments track ids that persist while the object moves.
 
-    Each track remembers its last mask and a smoothed velocity; the mask is moved by the
-    predicted displacement before the IoU with this frame's segments is taken (objects near
-    the camera move by more than their own size in a few frames). Segments still unmatched
-    are paired by centroid distance relative to their size. ``iou_threshold``: minimum IoU to
-    continue a track; ``max_age``: frames a lost track is remembered (a short occlusion or a
-    missed detection); ``stride``: IoU on every ``stride``-th pixel per axis (4x cheaper at 2).
+    Each track remembers its last whole mask, a smoothed velocity and (when frames are
+    given) a colour histogram; the mask is moved by the predicted displacement before the
+    IoU with this frame's segments is taken (objects near the camera move by more than their
+    own size in a few frames). A segment much smaller than its track's mask is taken as
+    occluded: the whole mask is kept and carried along. Segments still unmatched are paired
+    by centroid distance relative to their size. ``iou_threshold``: minimum IoU to continue a
+    track; ``max_age``: frames a lost track is remembered (an occlusion or a missed
+    detection); ``stride``: work on every ``stride``-th pixel per axis (4x cheaper at 2);
+    ``min_colour``: minimum histogram intersection (0..1) for two masks to be one object.
     """
+
+    BINS = 4  # colour levels per channel: 64 bins, coarse enough for lighting changes
 
     def __init__(
         self,
         thing_ids: Iterable[int],
         *,
         label_divisor: int = LABEL_DIVISOR,
-        iou_threshold: float = 0.3,
+        iou_threshold: float = 0.2,
         max_distance: float = 0.6,
         max_age: int = 10,
         stride: int = 2,
+        occluded_ratio: float = 0.5,
+        min_colour: float = 0.5,
     ):
         self.thing_ids = frozenset(int(t) for t in thing_ids)
         self.label_divisor = label_divisor
@@ -73,6 +94,8 @@ class Tracker:
         self.max_distance = max_distance
         self.max_age = max_age
         self.stride = max(1, int(stride))
+        self.occluded_ratio = occluded_ratio
+        self.min_colour = min_colour
         self.next_id = 1
         self._shape: tuple[int, int] | None = None
         self._tracks: list[_Track] = []
@@ -92,9 +115,22 @@ class Tracker:
     def reset(self) -> None:
         self._shape, self._tracks, self._common = None, [], np.zeros(2)
 
-    def update(self, panoptic: np.ndarray, segments: list[Segment]) -> list[Segment]:
+    def _colours(self, image: np.ndarray | None, shape: tuple[int, int], cur_index: np.ndarray, on: np.ndarray, n_cur: int) -> np.ndarray | None:
+        """(n_cur, 64) colour histograms of this frame's segments, rows summing to 1."""
+        if image is None:
+            return None
+        img = np.asarray(image)
+        if img.ndim != 3 or img.shape[:2] != shape or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise InputShapeError(f"image: expected uint8 (H, W, 3) with (H, W) = {shape} (the panoptic map's), got {img.dtype} {img.shape}")
+        grid = img[:: self.stride, :: self.stride].reshape(-1, 3)[on] // (256 // self.BINS)
+        nb = self.BINS**3
+        code = (grid[:, 0].astype(np.int64) * self.BINS + grid[:, 1]) * self.BINS + grid[:, 2]
+        hist = np.bincount(cur_index[on] * nb + code, minlength=n_cur * nb).reshape(n_cur, nb).astype(np.float64)
+        return hist / np.maximum(hist.sum(1, keepdims=True), 1)
+
+    def update(self, panoptic: np.ndarray, segments: list[Segment], image: np.ndarray | None = None) -> list[Segment]:
         """Set ``track_id`` on the thing segments of this frame (stuff keeps None); returns
-        ``segments``."""
+        ``segments``. ``image``: the frame (uint8 BGR, the map's size) for the colour cue."""
         pan = np.asarray(panoptic)
         if pan.ndim != 2:
             raise InputShapeError(f"panoptic: expected (H, W), got shape {pan.shape}")
@@ -121,45 +157,20 @@ class Tracker:
         cur_cls = np.array([s.category_id for s in things], dtype=np.int64)
         cur_cy = np.bincount(cur_index[on], weights=on // gw, minlength=n_cur) / np.maximum(cur_area, 1)
         cur_cx = np.bincount(cur_index[on], weights=on % gw, minlength=n_cur) / np.maximum(cur_area, 1)
+        cur_colour = self._colours(image, pan.shape, cur_index, on, n_cur)
 
         tracks = self._tracks
         assigned: dict[int, int] = {}  # segment -> index in tracks
         if tracks and n_cur:
-            # 1) IoU of each track's mask, moved by its predicted displacement, with this frame
-            inter = np.zeros((len(tracks), n_cur))
-            for k, t in enumerate(tracks):
-                # the mask moved by the predicted displacement, and where it was (a prediction
-                # thrown off by an occlusion must not cost a track that barely moved)
-                moved = cur_index[self._moved(t.pixels, self._velocity(t) * (t.age + 1), gh, gw)]
-                still = cur_index[t.pixels]
-                inter[k] = np.maximum(np.bincount(moved[moved >= 0], minlength=n_cur), np.bincount(still[still >= 0], minlength=n_cur))
-            t_area = np.array([t.pixels.size for t in tracks])[:, None]
-            same = np.array([t.category_id for t in tracks])[:, None] == cur_cls[None, :]
-            iou = np.where(same, inter / np.maximum(t_area + cur_area[None, :] - inter, 1), 0.0)
-            for k, c in greedy_match(iou, self.iou_threshold):
-                assigned[c] = k
-            # then overlap over the smaller mask, for a visible area changed by occlusion
-            iomin = np.where(same, inter / np.maximum(np.minimum(t_area, cur_area[None, :]), 1), 0.0)
-            iomin[list(assigned.values())] = 0.0
-            iomin[:, list(assigned)] = 0.0
-            for k, c in greedy_match(iomin, 0.6):
-                assigned[c] = k
-            # 2) what is left: predicted centroid distance, relative to the object's size
-            free_t = [k for k in range(len(tracks)) if k not in assigned.values()]
-            free_c = [c for c in range(n_cur) if c not in assigned]
-            if free_t and free_c:
-                pred = np.array([tracks[k].centroid + self._velocity(tracks[k]) * (tracks[k].age + 1) for k in free_t])
-                size = np.sqrt(np.maximum(np.array([tracks[k].pixels.size for k in free_t])[:, None], cur_area[free_c][None, :]))
-                dist = np.hypot(pred[:, :1] - cur_cy[free_c][None, :], pred[:, 1:] - cur_cx[free_c][None, :]) / np.maximum(size, 1)
-                ratio = np.array([tracks[k].pixels.size for k in free_t])[:, None] / np.maximum(cur_area[free_c][None, :], 1)
-                ok = same[np.ix_(free_t, free_c)] & (ratio > 0.25) & (ratio < 4.0)
-                closeness = np.where(ok, self.max_distance - dist, -1.0)
-                for i, j in greedy_match(closeness, 0.0):
-                    assigned[free_c[j]] = free_t[i]
+            st = self.stride  # boxes in grid pixels, (y0, x0, y1, x1) inclusive
+            cur_box = np.array([(s.bbox[1] / st, s.bbox[0] / st, (s.bbox[1] + s.bbox[3] - 1) / st, (s.bbox[0] + s.bbox[2] - 1) / st) for s in things])
+            assigned = self._match(tracks, cur_index, cur_area, cur_cls, cur_cy, cur_cx, cur_colour, cur_box, gh, gw)
 
         matched = set(assigned.values())
         steps = [
-            (np.array([cur_cy[c], cur_cx[c]]) - tracks[k].centroid) / (tracks[k].age + 1) for c, k in assigned.items()
+            (np.array([cur_cy[c], cur_cx[c]]) - tracks[k].centroid) / (tracks[k].age + 1)
+            for c, k in assigned.items()
+            if tracks[k].occluded == 0
         ]
         if steps:  # the scene's common motion (a panning camera): the prior for new tracks
             self._common = np.median(np.array(steps), axis=0)
@@ -171,19 +182,106 @@ class Tracker:
                     kept.append(t)
         for c, seg in enumerate(things):
             centroid = np.array([cur_cy[c], cur_cx[c]])
+            colour = None if cur_colour is None else cur_colour[c]
             if c in assigned:
                 t = tracks[assigned[c]]
                 ratio = cur_area[c] / max(t.pixels.size, 1)
-                if 0.6 < ratio < 1.7:  # the centroid moved with the object, not with its occlusion
-                    step = (centroid - t.centroid) / (t.age + 1)
-                    t.velocity = step if t.fresh else 0.5 * t.velocity + 0.5 * step
-                    t.fresh = False
-                t.centroid, t.pixels = centroid, cur_pixels[c]
+                if ratio < self.occluded_ratio and t.occluded < self.max_age:
+                    # mostly hidden: remember the whole mask, carried along by the predicted
+                    # motion, so the object is recognised when it comes out again
+                    shift = self._velocity(t) * (t.age + 1)
+                    t.pixels = self._moved(t.pixels, shift, gh, gw)
+                    t.centroid = t.centroid + shift
+                    t.occluded += 1
+                else:
+                    if 0.6 < ratio < 1.7:  # the centroid moved with the object, not with its occlusion
+                        step = (centroid - t.centroid) / (t.age + 1)
+                        t.velocity = step if t.fresh else 0.5 * t.velocity + 0.5 * step
+                        t.fresh = False
+                    t.centroid, t.pixels, t.occluded = centroid, cur_pixels[c], 0
+                    if colour is not None:
+                        t.colour = colour if t.colour is None else 0.7 * t.colour + 0.3 * colour
                 t.age = 0
             else:
-                t = _Track(self.next_id, int(cur_cls[c]), cur_pixels[c], centroid, np.zeros(2))
+                t = _Track(self.next_id, int(cur_cls[c]), cur_pixels[c], centroid, np.zeros(2), colour=colour)
                 self.next_id += 1
             seg.track_id = t.track_id
             kept.append(t)
         self._tracks = kept
         return segments
+
+    def _match(
+        self,
+        tracks: list[_Track],
+        cur_index: np.ndarray,
+        cur_area: np.ndarray,
+        cur_cls: np.ndarray,
+        cur_cy: np.ndarray,
+        cur_cx: np.ndarray,
+        cur_colour: np.ndarray | None,
+        cur_box: np.ndarray,
+        gh: int,
+        gw: int,
+    ) -> dict[int, int]:
+        """Segment index -> track index, in three passes of decreasing certainty."""
+        n_cur = cur_area.size
+        assigned: dict[int, int] = {}
+        # 1) IoU of each track's mask, moved by its predicted displacement, with this frame
+        inter = np.zeros((len(tracks), n_cur))
+        for k, t in enumerate(tracks):
+            # the mask moved by the predicted displacement, and where it was (a prediction
+            # thrown off by an occlusion must not cost a track that barely moved)
+            moved = cur_index[self._moved(t.pixels, self._velocity(t) * (t.age + 1), gh, gw)]
+            still = cur_index[t.pixels]
+            inter[k] = np.maximum(np.bincount(moved[moved >= 0], minlength=n_cur), np.bincount(still[still >= 0], minlength=n_cur))
+        t_area = np.array([t.pixels.size for t in tracks])[:, None]
+        same = np.array([t.category_id for t in tracks])[:, None] == cur_cls[None, :]
+        if cur_colour is not None:
+            t_colour = np.array([t.colour if t.colour is not None else np.full(cur_colour.shape[1], 1.0) for t in tracks])
+            colour = np.minimum(t_colour[:, None, :], cur_colour[None, :, :]).sum(-1)
+            same &= colour >= self.min_colour
+        else:
+            colour = np.ones(same.shape)
+        iou = np.where(same, inter / np.maximum(t_area + cur_area[None, :] - inter, 1), 0.0)
+        for k, c in greedy_match(iou * colour, self.iou_threshold * self.min_colour):
+            if iou[k, c] > self.iou_threshold:
+                assigned[c] = k
+        # then overlap over the smaller mask, for a visible area changed by occlusion (a
+        # sliver left by an occluder lies inside several remembered masks: the best IoU and
+        # colour break the tie)
+        iomin = np.where(same, inter / np.maximum(np.minimum(t_area, cur_area[None, :]), 1) + 1e-3 * iou + 1e-3 * colour, 0.0)
+        iomin[list(assigned.values())] = 0.0
+        iomin[:, list(assigned)] = 0.0
+        for k, c in greedy_match(iomin, 0.6):
+            assigned[c] = k
+        # then box IoU (wire-frame shapes such as bicycles lose their mask IoU within a few
+        # pixels of motion; their box does not)
+        free_t = [k for k in range(len(tracks)) if k not in assigned.values()]
+        free_c = [c for c in range(n_cur) if c not in assigned]
+        if free_t and free_c:
+            box_iou = np.zeros((len(free_t), len(free_c)))
+            for i, k in enumerate(free_t):
+                t = tracks[k]
+                y, x = t.pixels // gw, t.pixels % gw
+                if y.size == 0:
+                    continue
+                box = np.array([y.min(), x.min(), y.max(), x.max()], float)
+                shift = np.tile(self._velocity(t) * (t.age + 1), 2)
+                box_iou[i] = np.maximum(_box_iou(box + shift, cur_box[free_c]), _box_iou(box, cur_box[free_c]))
+            score = np.where(same[np.ix_(free_t, free_c)], box_iou * colour[np.ix_(free_t, free_c)], 0.0)
+            for i, j in greedy_match(score, self.iou_threshold * self.min_colour):
+                if box_iou[i, j] > self.iou_threshold:
+                    assigned[free_c[j]] = free_t[i]
+        # 2) what is left: predicted centroid distance, relative to the object's size
+        free_t = [k for k in range(len(tracks)) if k not in assigned.values()]
+        free_c = [c for c in range(n_cur) if c not in assigned]
+        if free_t and free_c:
+            pred = np.array([tracks[k].centroid + self._velocity(tracks[k]) * (tracks[k].age + 1) for k in free_t])
+            size = np.sqrt(np.maximum(t_area[free_t], cur_area[free_c][None, :]))
+            dist = np.hypot(pred[:, :1] - cur_cy[free_c][None, :], pred[:, 1:] - cur_cx[free_c][None, :]) / np.maximum(size, 1)
+            ratio = t_area[free_t] / np.maximum(cur_area[free_c][None, :], 1)
+            ok = same[np.ix_(free_t, free_c)] & (ratio > 0.25) & (ratio < 4.0)
+            closeness = np.where(ok, (self.max_distance - dist) * colour[np.ix_(free_t, free_c)], -1.0)
+            for i, j in greedy_match(closeness, 0.0):
+                assigned[free_c[j]] = free_t[i]
+        return assigned
