@@ -175,3 +175,16 @@ def test_int8_rejects_a_target_openvino_does_not_know(tiny_checkpoint, tmp_path)
 
     with pytest.raises(ConfigError, match="openvino takes one of generic"):
         export_bundles(tiny_checkpoint, ["openvino"], ["int8"], tmp_path, calib="synth:train:2", calib_images=2, parity_data="synth:val:1", parity_images=1, target="tensorrt")
+
+
+def test_int8_keeps_the_center_and_offset_predictions_float(ov_bundles):
+    """No FakeQuantize between the center / offset predictors and their outputs: one there
+    clips the offsets to the largest vote seen in calibration, and near objects fall apart."""
+    model = ov.Core().read_model(str(ov_bundles["openvino-int8"] / "model.xml"))
+    target = read_manifest(ov_bundles["openvino-int8"]).target
+    assert len(target["float_ops"]) == 2
+    for output in model.outputs[2:]:
+        node = output.get_node().input(0).get_source_output().get_node()
+        assert node.get_type_name() == "Interpolate" and node.get_friendly_name() in target["float_ops"]
+        before = node.input(0).get_source_output().get_node()
+        assert before.get_type_name() != "FakeQuantize", f"{output.get_names()} is quantized before its upsampling"
