@@ -1,0 +1,53 @@
+"""`edgeps demo`, the README's main job, end to end on a tiny budget: train, export, video,
+stream with PQ and tracking, bench, and the second run that reuses what the first made."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from edgeps.apps.bench.report import validate_bench_json
+from edgeps.apps.cli import main
+
+TINY = {
+    "model": {"width_mult": 0.5, "pretrained": False, "semantic_channels": 32, "instance_channels": 32, "aspp_channels": 32, "head_channels": 16},
+    "data": {"train_images": 8, "val": "synth:val:2", "val_images": 2, "input_size": [64, 128], "crop": [64, 128], "scale_range": [1.0, 1.0], "center_sigma": 3.0},
+    "schedule": {"max_steps": 12, "batch_size": 4, "lr": 0.005, "eval_every": 0, "checkpoint_every": 0, "threads": 2},
+    "postprocess": {"stuff_area": 32, "threshold": 0.01},
+}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    cfg = out / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    argv = ["demo", "--out", str(out), "--config", str(cfg), "--train-minutes", "0.5", "--formats", "onnx",
+            "--precisions", "fp32", "--frames", "8", "--video-size", "96x192", "--no-docs"]
+    return out, argv
+
+
+def test_demo_makes_every_artefact(demo_run, capsys):
+    out, argv = demo_run
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "done in" in text and "README pictures" not in text  # --no-docs leaves docs/ alone
+    rows = json.loads((out / "pq.json").read_text())
+    assert [r["bundle"] for r in rows] == ["onnx-fp32"]
+    row = rows[0]
+    assert 0.0 <= row["pq"] <= 1.0 and row["stream"]["frames"] == 8
+    assert row["tracking"]["frames"] == 8 and row["infer_fps"] > 0 and row["stream_over_infer"] > 0
+    assert (out / "stream" / "onnx-fp32.mp4").stat().st_size > 0
+    validate_bench_json(json.loads((out / "bench.json").read_text()))
+    assert (out / "bench.png").stat().st_size > 0
+
+
+def test_second_run_reuses_model_bundles_and_video(demo_run, capsys):
+    out, argv = demo_run
+    video = out / "video" / "synth.mp4"
+    before = (out / "train" / "checkpoints" / "best.pt").stat().st_mtime_ns, video.stat().st_mtime_ns
+    assert main(argv) == 0
+    assert "reusing" in capsys.readouterr().out
+    assert ((out / "train" / "checkpoints" / "best.pt").stat().st_mtime_ns, video.stat().st_mtime_ns) == before
