@@ -68,10 +68,12 @@ class Tracker:
     IoU with this frame's segments is taken (objects near the camera move by more than their
     own size in a few frames). A segment much smaller than its track's mask is taken as
     occluded: the whole mask is kept and carried along. Segments still unmatched are paired
-    by centroid distance relative to their size. ``iou_threshold``: minimum IoU to continue a
-    track; ``max_age``: frames a lost track is remembered (an occlusion or a missed
-    detection); ``stride``: work on every ``stride``-th pixel per axis (4x cheaper at 2);
-    ``min_colour``: minimum histogram intersection (0..1) for two masks to be one object.
+    by box IoU, then by centroid distance relative to their size. ``iou_threshold``: minimum
+    (mask or box) IoU to continue a track; ``max_age``: frames a lost track is remembered (an
+    occlusion or a missed detection); ``stride``: work on every ``stride``-th pixel per axis
+    (4x cheaper at 2); ``occluded_ratio``: visible / remembered area below which a segment
+    counts as occluded; ``min_colour``: minimum histogram intersection (0..1) for two masks to
+    be one object (used when frames are given).
     """
 
     BINS = 4  # colour levels per channel: 64 bins, coarse enough for lighting changes
