@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -125,23 +126,28 @@ def test_video_writer_stopped_mid_way_leaves_no_video(tmp_path):
     cap.release()
 
 
-def _kill_mid_write(tmp_path: Path, script: str, target: Path) -> None:
-    """Run ``script`` (which touches ``tmp_path/started`` once its writer is mid-way, then
-    blocks) and SIGKILL it there."""
-    marker = tmp_path / "started"
+def _sigkill_when(script: str, ready: Callable[[], bool], what: str, tries: int, pause: float) -> None:
+    """Run ``script`` in a child Python and SIGKILL it as soon as ``ready()`` holds."""
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], cwd=REPO)
     try:
-        for _ in range(1200):  # the child needs seconds to import torch on a busy machine
-            if marker.exists() or proc.poll() is not None:
+        for _ in range(tries):  # the child needs seconds to import torch on a busy machine
+            if ready() or proc.poll() is not None:
                 break
-            time.sleep(0.05)
-        assert marker.exists(), f"the writer never started (exit code {proc.poll()})"
+            time.sleep(pause)
+        assert ready(), f"{what} (exit code {proc.poll()})"
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _kill_mid_write(tmp_path: Path, script: str, target: Path) -> None:
+    """Run ``script`` (which touches ``tmp_path/started`` once its writer is mid-way, then
+    blocks) and SIGKILL it there."""
+    marker = tmp_path / "started"
+    _sigkill_when(script, marker.exists, "the writer never started", tries=1200, pause=0.05)
 
 
 def test_json_writer_killed_mid_write_leaves_the_old_file_intact(tmp_path):
@@ -206,20 +212,9 @@ def test_bundle_export_killed_mid_way_leaves_the_old_bundle(tiny_checkpoint, tmp
         from edgeps.export.pipeline import export_bundles
         export_bundles({str(tiny_checkpoint)!r}, ["torch"], ["fp32"], {str(out)!r}, parity_data="synth:val:16", parity_images=16)
     """
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], cwd=REPO)
-    try:
-        temp = None
-        for _ in range(6000):
-            temp = next((p for p in out.glob(".torch-fp32.tmp*") if (p / "model.pt").exists()), None)
-            if temp is not None or proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        assert temp is not None, f"the export never started its bundle (exit code {proc.poll()})"
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    def started() -> bool:
+        return any((p / "model.pt").exists() for p in out.glob(".torch-fp32.tmp*"))
+
+    _sigkill_when(script, started, "the export never started its bundle", tries=6000, pause=0.02)
     assert (old / "edgeps.yaml").read_text() == "old: bundle\n" and sorted(p.name for p in old.iterdir()) == ["edgeps.yaml"]
     assert _visible(out) == ["torch-fp32"]  # the half-made bundle only under its hidden name
