@@ -129,15 +129,15 @@ def stream_bundle(bundle: Path, video: Path, gt_dir: Path, threads: int, save: P
     from edgeps.stream.tracker import Tracker
 
     rt = load(bundle, threads=threads)
-    # 1) timing: the stream alone, consumers as light as a robot's (the scoring below reads
-    #    ground-truth PNGs and would otherwise be what is measured)
-    timing = StreamPipeline(rt, open_source(str(video)), realtime=False)
+    m = rt.manifest
+    pp = m.postprocess
+    # 1) timing: the stream with tracking, consumers as light as a robot's (the scoring below
+    #    reads ground-truth PNGs and would otherwise be what is measured)
+    timing = StreamPipeline(rt, open_source(str(video)), realtime=False, tracker=Tracker(m.categories.thing_ids, label_divisor=pp.label_divisor))
     for _ in timing:
         pass
     timed = timing.summary()
     # 2) scoring: PQ, tracking, the annotated video
-    m = rt.manifest
-    pp = m.postprocess
     gt_set = load_coco_panoptic(gt_dir / "panoptic.json", gt_dir / "panoptic")
     gts = {a["image_id"]: a for a in gt_set.annotations}
     pq = PanopticAccumulator(m.categories, pp.label_divisor, pp.void_label)

@@ -1,10 +1,12 @@
 """How well track ids follow objects: id switches and the fraction of objects tracked.
 
 Ground truth is a sequence of panoptic maps whose thing ids persist over the video (the
-synthetic video's ``class * 1000 + n``). Each frame, every ground-truth thing is matched to the
-predicted segment of its class with IoU > 0.5 (unique, as in PQ); a switch is counted when an
-object is matched to a different track id than the last time it was matched (the MOT
-definition). Ground-truth objects whose visible area in a frame is below ``min_area`` pixels
+synthetic video's ``class * 1000 + n``). A track may own several segments of one frame (the
+pieces of an object the model split), so what is scored is each track's mask: the union of its
+segments. Each frame, every ground-truth thing is matched to the track mask of its class with
+IoU > 0.5 (unique, as in PQ); a switch is counted when an object is matched to a different
+track id than the last time it was matched (the MOT definition). Scoring the union keeps the
+figure honest: a tracker that gave two cars one id would lose both matches, not save a switch. Ground-truth objects whose visible area in a frame is below ``min_area`` pixels
 are not scored in that frame (the MOT practice of ignoring barely visible objects): a sliver
 left by an occluder carries no identity to keep.
 """
@@ -42,18 +44,24 @@ class TrackingAccumulator:
         if gt.shape != pred.shape:
             raise InputShapeError(f"gt {gt.shape} and pred {pred.shape}: expected the same (H, W)")
         self.frames += 1
-        track_of = {s.id: s.track_id for s in segments if s.track_id is not None}
         ld = self.label_divisor
-        gt_ids, gt_inv = compact_ids(gt)
         pr_ids, pr_inv = compact_ids(pred)
-        n_g, n_p = len(gt_ids), len(pr_ids)
-        inter = np.bincount(gt_inv * n_p + pr_inv, minlength=n_g * n_p).reshape(n_g, n_p)
+        # group the predicted segments by (class, track id); untracked segments stay alone
+        track_of = {s.id: (s.category_id, s.track_id) for s in segments if s.track_id is not None}
+        keys = [track_of.get(int(i), (int(i) // ld, None, int(i))) for i in pr_ids.tolist()]
+        group_of = {}
+        pr_group = np.array([group_of.setdefault(k, len(group_of)) for k in keys], np.int64)
+        group_key = list(group_of)
+        gt_ids, gt_inv = compact_ids(gt)
+        n_g, n_p = len(gt_ids), len(group_key)
+        inter = np.bincount(gt_inv * n_p + pr_group[pr_inv], minlength=n_g * n_p).reshape(n_g, n_p)
         area_g, area_p = inter.sum(1), inter.sum(0)
         iou = inter / np.maximum(area_g[:, None] + area_p[None, :] - inter, 1)
         g_thing = np.array([i != self.void_label and i // ld in self.thing_ids and i % ld > 0 for i in gt_ids.tolist()], bool)
         g_thing &= area_g >= self.min_area
-        same = (gt_ids[:, None] // ld) == (pr_ids[None, :] // ld)
-        iou = np.where(same & (pr_ids[None, :] != self.void_label), iou, 0.0)
+        tracked = np.array([len(k) == 2 for k in group_key], bool)
+        same = (gt_ids[:, None] // ld) == np.array([k[0] for k in group_key])[None, :]
+        iou = np.where(same & tracked[None, :], iou, 0.0)
         switches = 0
         for g in np.flatnonzero(g_thing).tolist():
             gid = int(gt_ids[g])
@@ -61,9 +69,9 @@ class TrackingAccumulator:
             seen[0] += 1
             self.object_frames += 1
             p = int(np.argmax(iou[g])) if n_p else -1
-            if p < 0 or iou[g, p] <= 0.5 or int(pr_ids[p]) not in track_of:
+            if p < 0 or iou[g, p] <= 0.5:
                 continue
-            track = track_of[int(pr_ids[p])]
+            track = group_key[p][1]
             seen[1] += 1
             self.matched += 1
             if gid in self._last_track and self._last_track[gid] != track:
