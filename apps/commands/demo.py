@@ -131,9 +131,12 @@ def stream_bundle(bundle: Path, video: Path, gt_dir: Path, threads: int, save: P
     rt = load(bundle, threads=threads)
     m = rt.manifest
     pp = m.postprocess
+    def tracker() -> Tracker:
+        return Tracker(m.categories.thing_ids, label_divisor=pp.label_divisor)
+
     # 1) timing: the stream with tracking, consumers as light as a robot's (the scoring below
     #    reads ground-truth PNGs and would otherwise be what is measured)
-    timing = StreamPipeline(rt, open_source(str(video)), realtime=False, tracker=Tracker(m.categories.thing_ids, label_divisor=pp.label_divisor))
+    timing = StreamPipeline(rt, open_source(str(video)), realtime=False, tracker=tracker())
     for _ in timing:
         pass
     timed = timing.summary()
@@ -143,7 +146,7 @@ def stream_bundle(bundle: Path, video: Path, gt_dir: Path, threads: int, save: P
     pq = PanopticAccumulator(m.categories, pp.label_divisor, pp.void_label)
     tracking = None
     writer = AnnotatedVideo(save, m.categories, pp.label_divisor, pp.void_label) if save else None
-    pipe = StreamPipeline(rt, open_source(str(video)), realtime=False, tracker=Tracker(m.categories.thing_ids, label_divisor=pp.label_divisor))
+    pipe = StreamPipeline(rt, open_source(str(video)), realtime=False, tracker=tracker())
     frame_png = None
     for item in pipe:
         ann = gts[item.frame.index]

@@ -6,9 +6,10 @@ pieces of an object the model split), so what is scored is each track's mask: th
 segments. Each frame, every ground-truth thing is matched to the track mask of its class with
 IoU > 0.5 (unique, as in PQ); a switch is counted when an object is matched to a different
 track id than the last time it was matched (the MOT definition). Scoring the union keeps the
-figure honest: a tracker that gave two cars one id would lose both matches, not save a switch. Ground-truth objects whose visible area in a frame is below ``min_area`` pixels
-are not scored in that frame (the MOT practice of ignoring barely visible objects): a sliver
-left by an occluder carries no identity to keep.
+figure honest: a tracker that gave two cars one id would lose both matches, not save a switch.
+Ground-truth objects whose visible area in a frame is below ``min_area`` pixels are not scored
+in that frame (the MOT practice of ignoring barely visible objects): a sliver left by an
+occluder carries no identity to keep.
 """
 
 from __future__ import annotations
@@ -46,10 +47,11 @@ class TrackingAccumulator:
         self.frames += 1
         ld = self.label_divisor
         pr_ids, pr_inv = compact_ids(pred)
-        # group the predicted segments by (class, track id); untracked segments stay alone
+        # group the predicted segments by (class, track id); an untracked segment (stuff, void)
+        # is a group of its own, keyed (class, None, its id)
         track_of = {s.id: (s.category_id, s.track_id) for s in segments if s.track_id is not None}
         keys = [track_of.get(int(i), (int(i) // ld, None, int(i))) for i in pr_ids.tolist()]
-        group_of = {}
+        group_of: dict[tuple, int] = {}
         pr_group = np.array([group_of.setdefault(k, len(group_of)) for k in keys], np.int64)
         group_key = list(group_of)
         gt_ids, gt_inv = compact_ids(gt)
@@ -59,7 +61,7 @@ class TrackingAccumulator:
         iou = inter / np.maximum(area_g[:, None] + area_p[None, :] - inter, 1)
         g_thing = np.array([i != self.void_label and i // ld in self.thing_ids and i % ld > 0 for i in gt_ids.tolist()], bool)
         g_thing &= area_g >= self.min_area
-        tracked = np.array([len(k) == 2 for k in group_key], bool)
+        tracked = np.array([k[1] is not None for k in group_key], bool)
         same = (gt_ids[:, None] // ld) == np.array([k[0] for k in group_key])[None, :]
         iou = np.where(same & tracked[None, :], iou, 0.0)
         switches = 0

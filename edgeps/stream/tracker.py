@@ -197,10 +197,8 @@ class Tracker:
             colour = None if cur_colour is None else (area @ cur_colour[parts]) / max(area.sum(), 1)
             return np.concatenate([cur_pixels[c] for c in parts]), centroid, colour
 
-        steps = []
-        for k, parts in members.items():
-            if tracks[k].occluded == 0:
-                steps.append((union(parts)[1] - tracks[k].centroid) / (tracks[k].age + 1))
+        unions = {k: union(parts) for k, parts in members.items()}
+        steps = [(unions[k][1] - tracks[k].centroid) / (tracks[k].age + 1) for k in members if tracks[k].occluded == 0]
         if steps:  # the scene's common motion (a panning camera): the prior for new tracks
             self._common = np.median(np.array(steps), axis=0)
         kept = []
@@ -211,7 +209,7 @@ class Tracker:
                     kept.append(t)
         for k, parts in members.items():
             t = tracks[k]
-            pixels, centroid, colour = union(parts)
+            pixels, centroid, colour = unions[k]
             ratio = pixels.size / max(t.pixels.size, 1)
             if ratio < self.occluded_ratio and t.occluded < self.max_age:
                 # mostly hidden: remember the whole mask, carried along by the predicted
