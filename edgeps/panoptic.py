@@ -85,36 +85,88 @@ def compact_ids(panoptic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (ids + lo).astype(flat.dtype), lut[shifted]
 
 
-def segments_of(panoptic: np.ndarray, label_divisor: int = LABEL_DIVISOR, void_label: int = VOID_LABEL) -> list[Segment]:
+def segments_of(
+    panoptic: np.ndarray,
+    label_divisor: int = LABEL_DIVISOR,
+    void_label: int = VOID_LABEL,
+    *,
+    rows: np.ndarray | None = None,
+    cols: np.ndarray | None = None,
+    compact: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[Segment]:
     """Area, bounding box and centroid of every segment, vectorized over pixels: per-segment
-    row and column occupancy from two bincounts give the boxes."""
+    row and column occupancy from two bincounts give the boxes.
+
+    ``rows`` / ``cols`` (non-decreasing source indices, one per output row / column) describe a
+    nearest-neighbour resize: the segments are then those of ``panoptic[rows][:, cols]`` (the
+    map at the frame's size), computed exactly from ``panoptic`` itself, so a 2x upscaled map
+    costs a quarter of the pixels (each source pixel weighs the output pixels it becomes).
+    ``compact``: :func:`compact_ids` of ``panoptic`` when the caller has it already (ids, and
+    the (H, W) index map; ids with no pixel are left out).
+    """
     pan = np.asarray(panoptic)
     if pan.ndim != 2:
         raise InputShapeError(f"panoptic: expected (H, W), got shape {pan.shape}")
     h, w = pan.shape
-    ids, inverse = compact_ids(pan)
+    r_n, r_sum, r_first, r_last = _axis_weights(rows, h, "rows")
+    c_n, c_sum, c_first, c_last = _axis_weights(cols, w, "cols")
+    if compact is None:
+        ids, inverse = compact_ids(pan)
+    else:
+        ids, index = compact
+        if np.shape(index) != pan.shape:
+            raise InputShapeError(f"compact: index map of shape {np.shape(index)}, expected {pan.shape} (the panoptic map's)")
+        inverse = np.asarray(index).ravel()
     n = len(ids)
-    area = np.bincount(inverse, minlength=n)
-    rows = np.repeat(np.arange(h), w)
-    cols = np.tile(np.arange(w), h)
-    row_hits = np.bincount(inverse * h + rows, minlength=n * h).reshape(n, h)
-    col_hits = np.bincount(inverse * w + cols, minlength=n * w).reshape(n, w)
-    sum_y = row_hits @ np.arange(h)
-    sum_x = col_hits @ np.arange(w)
+    if rows is None and cols is None:
+        area = np.bincount(inverse, minlength=n)
+    else:  # every source pixel stands for r_n[row] x c_n[col] output pixels
+        area = np.rint(np.bincount(inverse, weights=np.outer(r_n, c_n).ravel(), minlength=n)).astype(np.int64)
+        if (r_n == 0).any() or (c_n == 0).any():  # a downscale: lines nobody sees hold no segment
+            inverse = np.where(((r_n[:, None] > 0) & (c_n[None, :] > 0)).ravel(), inverse, n)
+    row_hits = np.bincount(inverse * h + np.repeat(np.arange(h), w), minlength=(n + 1) * h)[: n * h].reshape(n, h)
+    col_hits = np.bincount(inverse * w + np.tile(np.arange(w), h), minlength=(n + 1) * w)[: n * w].reshape(n, w)
+    # position sums separate per axis: sum of y over a segment = sum over its source rows of
+    # (its pixels in that row, each output column they become) x (sum of output rows showing it)
+    if rows is None and cols is None:
+        sum_y, sum_x = row_hits @ r_sum, col_hits @ c_sum
+    else:
+        sum_y = np.bincount(inverse, weights=np.outer(r_sum, c_n).ravel(), minlength=n + 1)[:n]
+        sum_x = np.bincount(inverse, weights=np.outer(r_n, c_sum).ravel(), minlength=n + 1)[:n]
     out = []
     for k, sid in enumerate(ids.tolist()):
         if sid == void_label or area[k] == 0:
             continue
         ry = np.flatnonzero(row_hits[k])
         cx = np.flatnonzero(col_hits[k])
+        y0, y1, x0, x1 = int(r_first[ry[0]]), int(r_last[ry[-1]]), int(c_first[cx[0]]), int(c_last[cx[-1]])
         out.append(
             Segment(
                 id=int(sid),
                 category_id=int(sid // label_divisor),
                 instance=int(sid % label_divisor),
                 area=int(area[k]),
-                bbox=(int(cx[0]), int(ry[0]), int(cx[-1] - cx[0] + 1), int(ry[-1] - ry[0] + 1)),
+                bbox=(x0, y0, x1 - x0 + 1, y1 - y0 + 1),
                 centroid=(float(sum_x[k] / area[k]), float(sum_y[k] / area[k])),
             )
         )
     return out
+
+
+def _axis_weights(index: np.ndarray | None, size: int, name: str) -> tuple[np.ndarray, ...]:
+    """Per source line: how many output lines show it, the sum of their positions, the first
+    and the last of them (identity when ``index`` is None)."""
+    if index is None:
+        line = np.arange(size)
+        return np.ones(size, np.int64), line.astype(np.float64), line, line
+    idx = np.asarray(index)
+    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or (idx.size and (idx.min() < 0 or idx.max() >= size)):
+        raise InputShapeError(f"{name}: expected 1-D integer indices in [0, {size}), got {idx.dtype} {idx.shape}")
+    if idx.size > 1 and (np.diff(idx) < 0).any():
+        raise InputShapeError(f"{name}: expected non-decreasing indices (a resize), got a permutation")
+    lines = np.arange(size)
+    counts = np.bincount(idx, minlength=size)
+    sums = np.bincount(idx, weights=np.arange(idx.size, dtype=np.float64), minlength=size)
+    first = np.searchsorted(idx, lines, side="left")
+    last = np.searchsorted(idx, lines, side="right") - 1
+    return counts, sums, first, last

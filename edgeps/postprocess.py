@@ -33,8 +33,8 @@ import numpy as np
 
 from edgeps import LABEL_DIVISOR, VOID_LABEL
 from edgeps.errors import CategoryError, InputShapeError
-from edgeps.panoptic import compact_ids
-from edgeps.preprocess import Geometry, map_to_frame
+from edgeps.panoptic import Segment, compact_ids, segments_of
+from edgeps.preprocess import Geometry, frame_index, map_to_frame
 
 # Cap on (occupied cells x centers) in the exact nearest-center search (bounds memory).
 _MAX_CELL_CENTER_PAIRS = 1 << 21
@@ -49,12 +49,25 @@ class PanopticPrediction:
     ``panoptic``: (H, W) int32 ids. ``scores``: panoptic id -> score (instances: mean semantic
     probability x center score; stuff: mean semantic probability); empty when no semantic
     probability was given. ``centers``: (K, 2) int (y, x) kept centers, ``center_scores``: (K,).
+    ``model_panoptic`` / ``frame_index``: when ``panoptic`` was mapped to a frame, the map at
+    model resolution (padding cropped) and the (rows, cols) that make it the frame's map.
     """
 
     panoptic: np.ndarray
     scores: dict[int, float] = field(default_factory=dict)
     centers: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
     center_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    model_panoptic: np.ndarray | None = None
+    frame_index: tuple[np.ndarray, np.ndarray] | None = None
+    compact: tuple[np.ndarray, np.ndarray] | None = None  # compact_ids of model_panoptic (ids, (H, W) index)
+
+    def segments(self, label_divisor: int = LABEL_DIVISOR, void_label: int = VOID_LABEL) -> list[Segment]:
+        """The segments of :attr:`panoptic`, counted at model resolution when it was upscaled
+        to the frame (the same figures, a fraction of the pixels)."""
+        if self.model_panoptic is None or self.frame_index is None:
+            return segments_of(self.panoptic, label_divisor, void_label, compact=self.compact)
+        rows, cols = self.frame_index
+        return segments_of(self.model_panoptic, label_divisor, void_label, rows=rows, cols=cols, compact=self.compact)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -432,15 +445,17 @@ def panoptic_prediction_from_heads(
         void_label=void_label,
     )
     scores: dict[int, float] = {}
+    pred = PanopticPrediction(panoptic, scores, centers, center_scores)
     if semantic_prob is not None and compute_scores:
-        scores = _segment_scores(panoptic, semantic_prob, instance_ids, center_scores, void_label)
-    return PanopticPrediction(panoptic, scores, centers, center_scores)
+        ids, inverse = compact_ids(panoptic)
+        pred.compact = (ids, inverse.reshape(panoptic.shape))  # kept for the segments
+        scores.update(_segment_scores(ids, inverse, semantic_prob, instance_ids, center_scores, void_label))
+    return pred
 
 
 def _segment_scores(
-    panoptic: np.ndarray, prob: np.ndarray, instance_ids: np.ndarray, center_scores: np.ndarray, void_label: int
+    ids: np.ndarray, inverse: np.ndarray, prob: np.ndarray, instance_ids: np.ndarray, center_scores: np.ndarray, void_label: int
 ) -> dict[int, float]:
-    ids, inverse = compact_ids(panoptic)
     mean_prob = np.bincount(inverse, weights=prob.ravel().astype(np.float64)) / np.bincount(inverse)
     center_of = {int(pid): float(s) for pid, s in zip(instance_ids.tolist(), center_scores.tolist()) if pid != void_label}
     return {
@@ -590,6 +605,11 @@ def panoptic_from_outputs(
     )
     if geometry is not None:
         g = geometry
+        crop = (slice(g.top, g.top + g.height), slice(g.left, g.left + g.width))
+        pred.model_panoptic = pred.panoptic[crop]
+        pred.frame_index = frame_index(g)
+        if pred.compact is not None:
+            pred.compact = (pred.compact[0], pred.compact[1][crop])
         pred.panoptic = map_to_frame(pred.panoptic, g)
         scale = np.array([g.frame[0] / g.height, g.frame[1] / g.width])
         pred.centers = np.floor((pred.centers - [g.top, g.left] + 0.5) * scale).astype(np.int64)

@@ -17,6 +17,7 @@ which normalizes to 0), or stretched when the manifest says ``resize: stretch``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -80,6 +81,22 @@ def map_to_frame(model_map: np.ndarray, geometry: Geometry) -> np.ndarray:
     if region.shape[:2] == g.frame:
         return np.ascontiguousarray(region)
     return cv2.resize(region, (g.frame[1], g.frame[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+@functools.lru_cache(maxsize=16)
+def frame_index(geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols): the row and column of the cropped model map that each frame row and column
+    shows in :func:`map_to_frame` (``map_to_frame(m, g) == crop(m)[rows][:, cols]``), read off
+    OpenCV's own resize of an index ramp, so the two never disagree."""
+    g = geometry
+
+    def axis(n_src: int, n_out: int) -> np.ndarray:
+        ramp = np.arange(n_src, dtype=np.int32).reshape(-1, 1)
+        out = ramp.ravel() if n_src == n_out else cv2.resize(ramp, (1, n_out), interpolation=cv2.INTER_NEAREST_EXACT).ravel()
+        out.flags.writeable = False  # cached: shared by every caller
+        return out
+
+    return axis(g.height, g.frame[0]), axis(g.width, g.frame[1])
 
 
 def as_bgr(frame: np.ndarray, name: str = "frame") -> np.ndarray:

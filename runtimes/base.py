@@ -12,7 +12,6 @@ import numpy as np
 
 from edgeps.bundle import MANIFEST_NAME, Manifest
 from edgeps.errors import FormatError, InputShapeError
-from edgeps.panoptic import segments_of
 from edgeps.postprocess import PostprocessSettings, panoptic_from_outputs
 from edgeps.preprocess import as_bgr, frame_geometry, preprocess
 from edgeps.result import PanopticResult
@@ -81,7 +80,7 @@ class Runtime:
             settings=self.manifest.postprocess,
             geometry=frame_geometry(frame_hw, self.manifest.input),
         )
-        segments = segments_of(pred.panoptic, self.manifest.postprocess.label_divisor, self.manifest.postprocess.void_label)
+        segments = pred.segments(self.manifest.postprocess.label_divisor, self.manifest.postprocess.void_label)
         for seg in segments:
             seg.score = pred.scores.get(seg.id)
         return PanopticResult(pred.panoptic, segments)

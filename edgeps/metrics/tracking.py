@@ -39,6 +39,7 @@ class TrackingAccumulator:
         self.matched = 0  # of those, matched to a tracked segment
         self._last_track: dict[int, int] = {}
         self._seen: dict[int, list[int]] = {}  # gt id -> [frames present, frames matched]
+        self.events: list[tuple[int, int, int, int]] = []  # each switch: (frame, gt id, old track, new track)
 
     def update(self, gt: np.ndarray, pred: np.ndarray, segments: list[Segment]) -> int:
         """Add one frame; returns the switches it had."""
@@ -78,6 +79,7 @@ class TrackingAccumulator:
             self.matched += 1
             if gid in self._last_track and self._last_track[gid] != track:
                 switches += 1
+                self.events.append((self.frames - 1, gid, self._last_track[gid], track))
             self._last_track[gid] = track
         self.switches += switches
         return switches
