@@ -17,6 +17,7 @@ of the model (the tracker's own share of the switches).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import sys
@@ -31,6 +32,7 @@ from edgeps.io.coco_panoptic import load_coco_panoptic, read_id_png
 from edgeps.metrics import PanopticAccumulator
 from edgeps.metrics.tracking import TrackingAccumulator
 from edgeps.panoptic import segments_of
+from edgeps.result import PanopticResult
 from edgeps.runtimes import load
 from edgeps.stream.tracker import Tracker
 
@@ -71,6 +73,23 @@ def _renumber(pan: np.ndarray, rng: np.random.Generator, thing_ids: frozenset[in
     return out
 
 
+def _results(rt: Any, cache: Path, seed: int, images: list[np.ndarray], post: dict) -> list[Any]:
+    """Panoptic maps and segments of one video, cached on disk per model, seed and settings
+    (a tracker sweep then costs tracking time only)."""
+    m = rt.manifest
+    key = hashlib.sha256(json.dumps([m.source_checkpoint_sha256, m.format, m.precision, seed, len(images), post]).encode()).hexdigest()[:16]
+    path = cache / "results" / f"{key}.npz"
+    if path.is_file():
+        pans = np.load(path)["panoptic"]
+    else:
+        pans = np.stack([rt.predict(img).panoptic for img in images])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, panoptic=pans)
+        print(f"seed {seed}: {len(images)} frames inferred", file=sys.stderr, flush=True)
+    ld, void = m.postprocess.label_divisor, m.postprocess.void_label
+    return [PanopticResult(p, segments_of(p, ld, void)) for p in pans]
+
+
 def _picture(path: Path, shown: list, obj: np.ndarray) -> None:
     """The frames before and at a switch: each track in its own colour, its id at its centroid,
     the ground-truth object outlined in white."""
@@ -102,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--post", action="append", default=[], help="post-processing setting grid, name=v1,v2")
     ap.add_argument("--track", action="append", default=[], help="Tracker setting grid, name=v1,v2")
     ap.add_argument("--oracle", action="store_true", help="ground-truth masks renumbered per frame instead of the model")
-    ap.add_argument("--per-video", action="store_true", help="print switches per video")
+    ap.add_argument("--per-video", action="store_true", help="print switches per video and by kind")
+    ap.add_argument("--verbose", action="store_true", help="print every switch")
     ap.add_argument("--dump", type=Path, help="write a picture of each switch (frames before and at it) here")
     args = ap.parse_args(argv)
     size = tuple(int(v) for v in args.size.split("x"))
@@ -112,23 +132,21 @@ def main(argv: list[str] | None = None) -> int:
     ld, void = m.postprocess.label_divisor, m.postprocess.void_label
     thing_ids = m.categories.thing_ids
     videos = {s: video(args.cache, s, args.frames, size) for s in seeds}
-    heads = {}
-    if not args.oracle:
-        for s, (images, _) in videos.items():
-            heads[s] = [rt.infer(rt.preprocess(img)) for img in images]
-            print(f"seed {s}: {len(images)} frames inferred", file=sys.stderr, flush=True)
+    base = {} if args.oracle else m.postprocess.to_dict()
     for post in _grid(args.post) if not args.oracle else [{}]:
         if post:
             rt.set_postprocess(**post)
-        results = {s: [rt.postprocess(h, size) for h in heads[s]] for s in heads}
+        results = {} if args.oracle else {s: _results(rt, args.cache, s, images, {**base, **post}) for s, (images, _) in videos.items()}
         for track in _grid(args.track):
             total, frames, tracked, per = 0, 0, [], []
+            kinds: dict[str, int] = {}
             pq = PanopticAccumulator(m.categories, ld, void)
             for s, (images, gts) in videos.items():
                 tracker = Tracker(thing_ids, label_divisor=ld, **track)
                 acc = TrackingAccumulator(thing_ids, ld, void, min_area=int(0.005 * gts[0].size))
                 rng = np.random.default_rng(s)
                 shown: list[tuple[np.ndarray, np.ndarray, list]] = []
+                born: dict[int, int] = {}
                 for i, (img, gt) in enumerate(zip(images, gts)):
                     if args.oracle:
                         pan = _renumber(gt, rng, thing_ids, ld)
@@ -140,8 +158,15 @@ def main(argv: list[str] | None = None) -> int:
                     n_events = len(acc.events)
                     acc.update(gt, pan, segs)
                     shown = [*shown[-1:], (img, pan, segs)]
+                    alive = {seg.track_id for seg in segs if seg.track_id is not None}
+                    for t in alive:
+                        born.setdefault(t, i)
                     for ev in acc.events[n_events:]:
-                        print(f"  seed {s} frame {ev[0]}: object {ev[1]} track {ev[2]} -> {ev[3]}", flush=True)
+                        kind = ("new" if born[ev[3]] == i else "young" if i - born[ev[3]] <= 5 else "old") + (
+                            "/old-alive" if ev[2] in alive else "/old-gone")
+                        kinds[kind] = kinds.get(kind, 0) + 1
+                        if args.verbose:
+                            print(f"  seed {s} frame {ev[0]}: object {ev[1]} track {ev[2]} -> {ev[3]} ({kind})", flush=True)
                         if args.dump:
                             _picture(args.dump / f"seed{s}_f{ev[0]:03d}_obj{ev[1]}.png", shown, gt == ev[1])
                 summ = acc.summary()
@@ -155,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                 r = pq.result()
                 line += f", PQ {100 * r['All']['pq']:.1f} things {100 * r['Things']['pq']:.1f}"
             if args.per_video:
-                line += f", per video {per}"
+                line += f", per video {per}, kinds {dict(sorted(kinds.items()))}"
             print(line, flush=True)
     return 0
 
