@@ -137,10 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         if post:
             rt.set_postprocess(**post)
         results = {} if args.oracle else {s: _results(rt, args.cache, s, images, {**base, **post}) for s, (images, _) in videos.items()}
-        for track in _grid(args.track):
+        pq = PanopticAccumulator(m.categories, ld, void)  # the same maps for every tracker setting
+        for n_track, track in enumerate(_grid(args.track)):
             total, frames, tracked, per = 0, 0, [], []
             kinds: dict[str, int] = {}
-            pq = PanopticAccumulator(m.categories, ld, void)
             for s, (images, gts) in videos.items():
                 tracker = Tracker(thing_ids, label_divisor=ld, **track)
                 acc = TrackingAccumulator(thing_ids, ld, void, min_area=int(0.005 * gts[0].size))
@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                         segs = segments_of(pan, ld, void)
                     else:
                         pan, segs = results[s][i].panoptic, results[s][i].segments
-                        pq.update(pan, gt)
+                        if n_track == 0:  # the same maps for every tracker setting
+                            pq.update(pan, gt)
                     tracker.update(pan, segs, img)
                     n_events = len(acc.events)
                     acc.update(gt, pan, segs)
