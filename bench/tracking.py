@@ -34,6 +34,7 @@ from edgeps.metrics.tracking import TrackingAccumulator
 from edgeps.panoptic import segments_of
 from edgeps.result import PanopticResult
 from edgeps.runtimes import load
+from edgeps.stream.sources import open_source
 from edgeps.stream.tracker import Tracker
 
 
@@ -52,13 +53,10 @@ def video(cache: Path, seed: int, frames: int, size: tuple[int, int]) -> tuple[l
     gt_dir = path.with_name(path.stem + "_gt")
     if not path.is_file():
         write_synth_video(path, frames, size, seed)
-    cap = cv2.VideoCapture(str(path))
-    images = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        images.append(img)
+    with open_source(str(path)) as source:  # decoded the way the stream decodes it
+        images = []
+        while (img := source.read()) is not None:
+            images.append(img)
     gt_set = load_coco_panoptic(gt_dir / "panoptic.json", gt_dir / "panoptic")
     anns = sorted(gt_set.annotations, key=lambda a: a["image_id"])
     gts = [read_id_png(gt_set.png_path(a)).astype(np.int64) - 1 for a in anns]
