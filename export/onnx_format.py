@@ -96,7 +96,7 @@ def _float_tail(model: onnx.ModelProto, keep_float: tuple[str, ...]) -> list[str
 def _to_int8(job: ExportJob, src, dst) -> dict:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    from edgeps.calibration.onnxruntime import OrtCalibrationReader
+    from edgeps.calibration.onnxruntime import OrtCalibrationReader, calibration_stride
 
     if job.calibration is None or not job.calibration.batches:
         raise ConfigError("int8 export needs a calibration set (--calib SPEC)")
@@ -113,7 +113,7 @@ def _to_int8(job: ExportJob, src, dst) -> dict:
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         calibrate_method=CalibrationMethod.Percentile,
-        extra_options={"CalibPercentile": 99.99},
+        extra_options={"CalibPercentile": 99.99, "CalibStridedMinMax": calibration_stride(len(job.calibration.batches))},
         op_types_to_quantize=["Conv", "Add", "Concat", "Resize", "Mul", "GlobalAveragePool", "ReduceMean"],
         nodes_to_exclude=_float_tail(onnx.load(str(src)), KEEP_FLOAT),
     )

@@ -225,3 +225,27 @@ def test_export_rejects_unknown_format_and_empty_calibration(tiny_checkpoint, tm
     empty.mkdir()
     with pytest.raises(DataNotFoundError, match="no images"):
         export_bundles(tiny_checkpoint, ["onnx"], ["int8"], tmp_path / "out", calib=str(empty))
+
+
+def test_ort_calibration_runs_in_passes_of_a_few_images():
+    from edgeps.calibration.onnxruntime import OrtCalibrationReader, calibration_stride
+    from edgeps.calibration.sets import CalibrationSet
+
+    assert [calibration_stride(n) for n in (32, 8, 6, 7, 9, 1)] == [4, 4, 3, 1, 3, 1]  # divides the count, <= 4
+    batches = [np.full((1, 3, 2, 2), i, np.float32) for i in range(6)]
+    reader = OrtCalibrationReader(CalibrationSet(batches, "test"), "input")
+    assert len(reader) == 6
+
+    def drain() -> list[int]:
+        out = []
+        while (item := reader.get_next()) is not None:
+            out.append(int(item["input"][0, 0, 0, 0]))
+        return out
+
+    assert drain() == [0, 1, 2, 3, 4, 5]
+    reader.set_range(start_index=3, end_index=6)  # what ORT's CalibStridedMinMax calls per pass
+    assert drain() == [3, 4, 5]
+    reader.rewind()
+    assert drain() == [3, 4, 5]
+    reader.set_range(start_index=4, end_index=99)
+    assert drain() == [4, 5]
