@@ -13,10 +13,9 @@ def calibration_stride(n_images: int, most: int = MAX_IMAGES_PER_PASS) -> int:
     """Images per calibration pass: the largest divisor of ``n_images`` up to ``most``.
 
     ONNX Runtime keeps every intermediate tensor of every image of a pass in memory before it
-    histograms them: about 190 MB per 256x512 image and 750 MB per 512x1024 image for the
-    default model, so 32 images in one pass took 24 GB and were killed. Passes of a few
-    images are merged into the same histograms (ORT's ``CalibStridedMinMax``, which needs the
-    stride to divide the count)."""
+    histograms them: for the default model, 32 images in one pass peaked at 9.1 GB at 256x512
+    and were killed at 24 GB at 512x1024. Passes of a few images are merged into the same
+    histograms (ORT's ``CalibStridedMinMax``, which needs the stride to divide the count)."""
     return max(d for d in range(1, max(1, most) + 1) if n_images % d == 0)
 
 
