@@ -39,6 +39,8 @@ def test_demo_makes_every_artefact(demo_run, capsys):
     row = rows[0]
     assert 0.0 <= row["pq"] <= 1.0 and row["stream"]["frames"] == 8
     assert row["tracking"]["frames"] == 8 and row["infer_fps"] > 0 and row["stream_over_infer"] > 0
+    # the bench ran between two timed passes of the stream: the stream FPS is their mean
+    assert len(row["stream_fps_passes"]) == 2 and row["stream_fps"] == pytest.approx(sum(row["stream_fps_passes"]) / 2)
     assert (out / "stream" / "onnx-fp32.mp4").stat().st_size > 0
     validate_bench_json(json.loads((out / "bench.json").read_text()))
     assert (out / "bench.png").stat().st_size > 0

@@ -128,14 +128,12 @@ def run(args: argparse.Namespace) -> int:
     if args.python is not None and args.in_process:
         raise ConfigError("--python runs the workers with another interpreter; it cannot be combined with --in-process")
 
-    from edgeps.apps.bench.device import describe_device
     from edgeps.apps.bench.measure import (
         load_frames,
         measure_bundle,
         measure_in_worker,
         save_frames,
     )
-    from edgeps.apps.bench.report import build_report, format_table, write_json_atomic
 
     bundles = list(args.bundle or [])
     errors: list[str] = []
@@ -168,18 +166,28 @@ def run(args: argparse.Namespace) -> int:
         "isolation": isolation,
         "python": str(args.python or sys.executable),
     }
+    publish(results, config, args.json_out, _chart_path(args))
+    if errors:
+        print("export failures (not measured):\n  " + "\n  ".join(errors), file=sys.stderr)
+        return 1
+    return 0
+
+
+def publish(results: list[dict[str, Any]], config: dict[str, Any], json_out: Path | None, chart: Path | None) -> dict[str, Any]:
+    """The bench report of measured rows: the table on screen, the JSON, the PNG chart (one
+    place, so ``edgeps demo``, which measures each bundle right after streaming it, reports
+    exactly as ``edgeps bench`` does)."""
+    from edgeps.apps.bench.device import describe_device
+    from edgeps.apps.bench.report import build_report, format_table, write_json_atomic
+
     report = build_report(describe_device(), config, results)
     print(format_table(report))
-    if args.json_out:
-        write_json_atomic(args.json_out, report)
-        print(f"json: {args.json_out}")
-    chart = _chart_path(args)
+    if json_out:
+        write_json_atomic(json_out, report)
+        print(f"json: {json_out}")
     if chart:
         from edgeps.apps.bench.chart import write_chart
 
         write_chart(chart, [("this run", report)], title=f"edgeps bench: FPS per bundle ({report['device']['cpu_model'][:50]})")
         print(f"chart: {chart}")
-    if errors:
-        print("export failures (not measured):\n  " + "\n  ".join(errors), file=sys.stderr)
-        return 1
-    return 0
+    return report
