@@ -140,7 +140,9 @@ class Tracker:
     def reset(self) -> None:
         self._shape, self._tracks, self._common = None, [], np.zeros(2)
 
-    def _colours(self, image: np.ndarray | None, shape: tuple[int, int], cur_index: np.ndarray, on: np.ndarray, n_cur: int) -> np.ndarray | None:
+    def _colours(
+        self, image: np.ndarray | None, shape: tuple[int, int], cur_index: np.ndarray, on: np.ndarray, on_yx: tuple[np.ndarray, np.ndarray], n_cur: int
+    ) -> np.ndarray | None:
         """(n_cur, 64) colour histograms of this frame's segments, rows summing to 1."""
         if image is None:
             return None
@@ -148,9 +150,10 @@ class Tracker:
         if img.ndim != 3 or img.shape[:2] != shape or img.shape[2] != 3 or img.dtype != np.uint8:
             raise InputShapeError(f"image: expected uint8 (H, W, 3) with (H, W) = {shape} (the panoptic map's), got {img.dtype} {img.shape}")
         shift = 8 - self.BINS.bit_length() + 1  # 256 // BINS levels per bin (BINS a power of 2)
-        q = img[:: self.stride, :: self.stride] >> shift  # uint8 all along: a quarter of the bytes
+        # only the thing pixels of the grid are read (a gather, not a pass over the frame)
+        q = img.reshape(-1, 3)[(on_yx[0] * self.stride) * shape[1] + on_yx[1] * self.stride] >> shift
         nb = self.BINS**3
-        code = ((q[..., 0] * self.BINS + q[..., 1]) * self.BINS + q[..., 2]).ravel()[on]
+        code = (q[:, 0] * self.BINS + q[:, 1]) * self.BINS + q[:, 2]  # uint8: < 64
         hist = np.bincount(cur_index[on] * nb + code, minlength=n_cur * nb).reshape(n_cur, nb).astype(np.float64)
         return hist / np.maximum(hist.sum(1, keepdims=True), 1)
 
@@ -181,9 +184,10 @@ class Tracker:
         cur_area = np.bincount(cur_index[on], minlength=n_cur)
         cur_pixels = np.split(by_seg, np.cumsum(cur_area)[:-1]) if n_cur else []
         cur_cls = np.array([s.category_id for s in things], dtype=np.int64)
-        cur_cy = np.bincount(cur_index[on], weights=on // gw, minlength=n_cur) / np.maximum(cur_area, 1)
-        cur_cx = np.bincount(cur_index[on], weights=on % gw, minlength=n_cur) / np.maximum(cur_area, 1)
-        cur_colour = self._colours(image, pan.shape, cur_index, on, n_cur)
+        on_y, on_x = np.divmod(on, gw)
+        cur_cy = np.bincount(cur_index[on], weights=on_y, minlength=n_cur) / np.maximum(cur_area, 1)
+        cur_cx = np.bincount(cur_index[on], weights=on_x, minlength=n_cur) / np.maximum(cur_area, 1)
+        cur_colour = self._colours(image, pan.shape, cur_index, on, (on_y, on_x), n_cur)
 
         tracks = self._tracks
         members: dict[int, list[int]] = {}  # track index -> its segments in this frame
