@@ -156,21 +156,22 @@ def run(args: argparse.Namespace) -> int:
             else:
                 row = measure_in_worker(bundle, python=args.python, frames_file=frames_file, **opts)
             results.append(row)
-    config = {
-        "threads": args.threads,
-        "warmup": args.warmup,
-        "iters": args.iters,
-        "data": args.data,
-        "frames": results[0].get("frames", 0),
-        "device": args.device,
-        "isolation": isolation,
-        "python": str(args.python or sys.executable),
-    }
+    config = run_config(threads=args.threads, warmup=args.warmup, iters=args.iters, data=args.data,
+                        frames=results[0].get("frames", 0), device=args.device, isolation=isolation, python=args.python)
     publish(results, config, args.json_out, _chart_path(args))
     if errors:
         print("export failures (not measured):\n  " + "\n  ".join(errors), file=sys.stderr)
         return 1
     return 0
+
+
+def run_config(
+    *, threads: int | None, warmup: int, iters: int, data: str, frames: int, device: str = "cpu", isolation: str = "subprocess",
+    python: str | Path | None = None,
+) -> dict[str, Any]:
+    """The ``config`` block of the bench JSON: how the rows were measured."""
+    return {"threads": threads, "warmup": warmup, "iters": iters, "data": data, "frames": frames, "device": device,
+            "isolation": isolation, "python": str(python or sys.executable)}
 
 
 def publish(results: list[dict[str, Any]], config: dict[str, Any], json_out: Path | None, chart: Path | None) -> dict[str, Any]:

@@ -19,7 +19,6 @@ import argparse
 import json
 import logging
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -123,7 +122,7 @@ def export_all(checkpoint: Path, out: Path, formats: list[str], precisions: list
 
 
 def stream_bundle(
-    bundle: Path, video: Path, gt_dir: Path, threads: int, save: Path | None, measure: Callable[[], dict[str, Any]] | None = None
+    bundle: Path, video: Path, gt_dir: Path, threads: int, save: Path | None, measure: Callable[[], dict[str, Any]]
 ) -> dict[str, Any]:
     """The video through one bundle in record mode: PQ against the video's ground truth, id
     switches, stream FPS, and the annotated video when ``save`` is given. ``measure`` (the
@@ -153,11 +152,8 @@ def stream_bundle(
         return timing.summary()
 
     timed = timed_pass()
-    bench_row = None
-    passes = [timed["fps_steady"]]
-    if measure is not None:
-        bench_row = measure()
-        passes.append(timed_pass()["fps_steady"])
+    bench_row = measure()
+    passes = [timed["fps_steady"], timed_pass()["fps_steady"]]
     # 2) scoring: PQ, tracking, the annotated video
     gt_set = load_coco_panoptic(gt_dir / "panoptic.json", gt_dir / "panoptic")
     gts = {a["image_id"]: a for a in gt_set.annotations}
@@ -191,7 +187,7 @@ def stream_bundle(
 
 def run(args: argparse.Namespace) -> int:
     from edgeps.apps.bench.measure import load_frames, measure_in_worker, save_frames
-    from edgeps.apps.commands.bench import publish
+    from edgeps.apps.commands.bench import publish, run_config
     from edgeps.apps.commands.data import parse_size, write_synth_video
     from edgeps.io.coco_panoptic import write_json
 
@@ -250,8 +246,7 @@ def run(args: argparse.Namespace) -> int:
 
     _step(5, "benchmark (edgeps bench's worker: each bundle in its own process, measured in step 4)")
     bench_json = out / "bench.json"
-    config = {**bench_opts, "frames": len(frames), "device": "cpu", "isolation": "subprocess", "python": sys.executable}
-    publish(results, config, bench_json, bench_json.with_suffix(".png"))
+    publish(results, run_config(**bench_opts, frames=len(frames)), bench_json, bench_json.with_suffix(".png"))
     print(f"\n{'bundle':<16}{'PQ':>6}{'things':>8}{'stuff':>7}{'stream FPS':>12}{'infer FPS':>11}{'ratio':>7}{'switches/100f':>15}")
     for r, b in zip(rows, results):
         r["infer_fps"] = b["infer_fps"]
