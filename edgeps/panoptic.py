@@ -7,6 +7,8 @@ stuff has instance 0, void is ``void_label`` (-1 by default). Instance numbers s
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -118,21 +120,16 @@ def segments_of(
             raise InputShapeError(f"compact: index map of shape {np.shape(index)}, expected {pan.shape} (the panoptic map's)")
         inverse = np.asarray(index).ravel()
     n = len(ids)
-    if rows is None and cols is None:
-        area = np.bincount(inverse, minlength=n)
-    else:  # every source pixel stands for r_n[row] x c_n[col] output pixels
-        area = np.rint(np.bincount(inverse, weights=np.outer(r_n, c_n).ravel(), minlength=n)).astype(np.int64)
-        if (r_n == 0).any() or (c_n == 0).any():  # a downscale: lines nobody sees hold no segment
-            inverse = np.where(((r_n[:, None] > 0) & (c_n[None, :] > 0)).ravel(), inverse, n)
-    row_hits = np.bincount(inverse * h + np.repeat(np.arange(h), w), minlength=(n + 1) * h)[: n * h].reshape(n, h)
-    col_hits = np.bincount(inverse * w + np.tile(np.arange(w), h), minlength=(n + 1) * w)[: n * w].reshape(n, w)
-    # position sums separate per axis: sum of y over a segment = sum over its source rows of
-    # (its pixels in that row, each output column they become) x (sum of output rows showing it)
-    if rows is None and cols is None:
-        sum_y, sum_x = row_hits @ r_sum, col_hits @ c_sum
-    else:
-        sum_y = np.bincount(inverse, weights=np.outer(r_sum, c_n).ravel(), minlength=n + 1)[:n]
-        sum_x = np.bincount(inverse, weights=np.outer(r_n, c_sum).ravel(), minlength=n + 1)[:n]
+    # Two histograms of (segment, line): per segment and source row, the output columns its
+    # pixels there become (row_w); per segment and source column, the output rows (col_w).
+    # Area, position sums and the lines a segment touches all follow from those two.
+    row_w = _line_histogram(inverse, n, h, _line_index(h, w, 0), c_n, lambda: np.tile(c_n.astype(np.float64), h))
+    col_w = _line_histogram(inverse, n, w, _line_index(h, w, 1), r_n, lambda: np.repeat(r_n.astype(np.float64), w))
+    # lines nobody sees (a downscale drops them) hold no segment
+    row_hits = (row_w > 0) & (r_n > 0)[None, :]
+    col_hits = (col_w > 0) & (c_n > 0)[None, :]
+    area = np.rint(row_w @ r_n.astype(np.float64)).astype(np.int64)
+    sum_y, sum_x = row_w @ r_sum, col_w @ c_sum
     out = []
     for k, sid in enumerate(ids.tolist()):
         if sid == void_label or area[k] == 0:
@@ -151,6 +148,27 @@ def segments_of(
             )
         )
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _line_index(h: int, w: int, axis: int) -> np.ndarray:
+    """Row (axis 0) or column (axis 1) of every pixel of an (h, w) map, flattened (read-only:
+    the same frame size comes every frame)."""
+    line = np.repeat(np.arange(h), w) if axis == 0 else np.tile(np.arange(w), h)
+    line.setflags(write=False)
+    return line
+
+
+def _line_histogram(
+    inverse: np.ndarray, n: int, lines: int, line_of: np.ndarray, across: np.ndarray, weights: Callable[[], np.ndarray]
+) -> np.ndarray:
+    """(n, lines) float64: per segment and line, the summed weight of its pixels there, a
+    pixel weighing ``across`` of its position on the other axis (``weights()`` per pixel).
+    A uniform resize (every source line shown equally often) needs no per-pixel weights."""
+    key = inverse * lines + line_of
+    if across.size and (across == across[0]).all():
+        return np.bincount(key, minlength=n * lines).reshape(n, lines) * float(across[0])
+    return np.bincount(key, weights=weights(), minlength=n * lines).reshape(n, lines)
 
 
 def _axis_weights(index: np.ndarray | None, size: int, name: str) -> tuple[np.ndarray, ...]:
