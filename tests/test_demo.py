@@ -53,3 +53,22 @@ def test_second_run_reuses_model_bundles_and_video(demo_run, capsys):
     assert main(argv) == 0
     assert "reusing" in capsys.readouterr().out
     assert ((out / "train" / "checkpoints" / "best.pt").stat().st_mtime_ns, video.stat().st_mtime_ns) == before
+
+
+def test_an_export_that_failed_for_this_checkpoint_is_not_tried_again(demo_run, capsys):
+    from edgeps.training.checkpoint import file_sha256
+
+    out, argv = demo_run
+    sha = file_sha256(out / "train" / "checkpoints" / "best.pt")
+    marker = out / "bundles" / "onnx-int8.failed.json"
+    marker.write_text(json.dumps({"checkpoint_sha256": sha, "target": "generic", "error": "parity 97.15 % < 98 %"}))
+    argv = [*argv[: argv.index("--precisions")], "--precisions", "fp32,int8", "--target", "generic", *argv[argv.index("--precisions") + 2 :]]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "onnx-int8: not exported (failed for this checkpoint before: parity 97.15 % < 98 %" in text
+    assert [r["bundle"] for r in json.loads((out / "pq.json").read_text())] == ["onnx-fp32"]
+    assert not (out / "bundles" / "onnx-int8").exists()
+    # a marker from another checkpoint is no reason to skip: the export is tried (and here passes or fails anew)
+    marker.write_text(json.dumps({"checkpoint_sha256": "0" * 64, "target": "generic", "error": "old"}))
+    assert main(argv) == 0
+    assert "failed for this checkpoint before" not in capsys.readouterr().out

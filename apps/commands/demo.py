@@ -86,10 +86,12 @@ def export_all(checkpoint: Path, out: Path, formats: list[str], precisions: list
     from edgeps.bundle import read_manifest
     from edgeps.errors import EdgepsError
     from edgeps.export.pipeline import export_bundles
+    from edgeps.io.coco_panoptic import write_json
     from edgeps.training.checkpoint import file_sha256
 
     needs = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "litert_torch", "torch": "torch"}
     sha = file_sha256(checkpoint)
+    stamp = {"checkpoint_sha256": sha, "target": target}
     bundles = []
     for fmt in formats:
         if importlib.util.find_spec(needs.get(fmt, fmt)) is None:
@@ -106,6 +108,11 @@ def export_all(checkpoint: Path, out: Path, formats: list[str], precisions: list
                     continue
             except EdgepsError:
                 pass
+            failed = _failed_before(out / f"{fmt}-{p}.failed.json", stamp)
+            if failed:  # the same checkpoint and target fail the same way: a minute saved per run
+                print(f"{fmt}-{p}: not exported (failed for this checkpoint before: {failed}; --retrain, or delete "
+                      f"{out / f'{fmt}-{p}.failed.json'} to try again)")
+                continue
             todo.append(p)
         t0 = time.perf_counter()
         for p in todo:  # one at a time: an int8 that fails its parity gate keeps the fp32
@@ -113,12 +120,25 @@ def export_all(checkpoint: Path, out: Path, formats: list[str], precisions: list
                 (r,) = export_bundles(checkpoint, [fmt], [p], out, target=target)
             except EdgepsError as exc:
                 print(f"{fmt}-{p}: not exported: {exc}")
+                write_json(out / f"{fmt}-{p}.failed.json", {**stamp, "error": str(exc)})
                 continue
+            (out / f"{fmt}-{p}.failed.json").unlink(missing_ok=True)
             print(f"exported {r.path} ({r.size_bytes / 1e6:.1f} MB, parity class agreement {100 * r.parity['class_agreement']:.2f} %)")
             bundles.append(r.path)
         if todo:
             print(f"{fmt}: {time.perf_counter() - t0:.0f} s")
     return bundles
+
+
+def _failed_before(marker: Path, stamp: dict[str, str]) -> str | None:
+    """The error an earlier demo's export of this checkpoint and target ended with, if any."""
+    try:
+        seen = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(seen, dict) or any(seen.get(k) != v for k, v in stamp.items()):
+        return None
+    return str(seen.get("error", "unknown error"))
 
 
 def stream_bundle(
