@@ -129,7 +129,9 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, Mode
     thing_ids = categories.thing_ids
 
     mcfg = ModelConfig.from_dict({**cfg.model, "num_classes": len(categories)}, where="model")
-    model = build_model(mcfg).to(dev)
+    # channels-last (NHWC) activations: oneDNN's convolutions, the depthwise ones above all, run
+    # about 1.5x faster that way on a CPU (a step of batch 8 at 256x256: 2.2 -> 1.4 s on 2 cores)
+    model = build_model(mcfg).to(dev, memory_format=torch.channels_last)
     if sch.sync_bn and info.enabled:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     net = model
@@ -192,6 +194,7 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, Mode
         idx = rng.integers(0, len(cache.items), size=sch.batch_size)
         batch_np = collate([make_train_sample(*cache.items[i], thing_ids, cfg.data, spec, rng) for i in idx])
         batch = {k: torch.from_numpy(v).to(dev, non_blocking=True) for k, v in batch_np.items()}
+        batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
             outputs = net(batch["image"])
         losses = panoptic_losses({k: v.float() for k, v in outputs.items()}, batch, cfg.loss)
