@@ -146,6 +146,33 @@ def test_pretrained_missing_wheel_warns(monkeypatch, caplog):
     assert len(warnings) == 1 and pretrained_mod.INSTALL_HINT in warnings[0]
 
 
+def test_freeze_at_keeps_the_first_encoder_blocks_through_training_steps():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(num_classes=3, freeze_at=4))
+    assert model.pretrained_status == "imagenet" and model.encoder.frozen == 4
+    model.train()  # what the training loop calls after each evaluation
+    blocks = list(model.encoder.features)
+    assert not any(m.training for b in blocks[:4] for m in b.modules())
+    assert all(m.training for b in blocks[4:] for m in b.modules())
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    for _ in range(2):
+        out = model(torch.randn(2, 3, 64, 64))
+        opt.zero_grad()
+        sum(v.square().mean() for v in out.values()).backward()
+        opt.step()
+    after = model.encoder.state_dict()
+    for k, v in before.items():  # weights and BatchNorm statistics of features.0-3 untouched
+        block = int(k.split(".")[1])
+        assert torch.equal(v, after[k]) == (block < 4), k
+
+
+def test_freeze_at_is_ignored_for_a_random_encoder():
+    model = build_model(ModelConfig(num_classes=3, pretrained=False, freeze_at=4))
+    assert model.encoder.frozen == 0
+    assert all(p.requires_grad for p in model.parameters())
+
+
 def test_not_pretrained_status():
     assert build_model(ModelConfig(num_classes=2, pretrained=False)).pretrained_status == "random: pretrained=false"
 
@@ -167,6 +194,8 @@ def test_not_pretrained_status():
         ({"num_classes": 3, "pretrained": "yes"}, "model.pretrained: expected true/false"),
         ({"num_classes": 3, "semantic_channels": 1.5}, "model.semantic_channels: expected an integer"),
         ({"num_classes": 3, "activation": "gelu"}, "model.activation: expected one of relu, relu6, hardswish"),
+        ({"num_classes": 3, "freeze_at": 19}, "model.freeze_at: expected 0..18"),
+        ({"num_classes": 3, "freeze_at": 2.0}, "model.freeze_at: expected an integer"),
         ([1, 2], "model: expected a mapping, got list"),
     ],
 )

@@ -106,7 +106,22 @@ class MobileNetV2Encoder(nn.Module):
         self.features = nn.Sequential(*layers)
         self.out_channels: tuple[int, int, int, int] = tuple(out_channels[i] for i in TAP_INDICES)  # type: ignore[assignment]
         self.strides = TAP_STRIDES
+        self.frozen = 0
         init_weights(self)
+
+    def freeze(self, blocks: int) -> None:
+        """Keep ``features[:blocks]`` as they are: no gradients, BatchNorm in eval mode (also
+        after a later ``train()``, which the training loop calls after every evaluation)."""
+        self.frozen = int(blocks)
+        for layer in self.features[: self.frozen]:
+            layer.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> MobileNetV2Encoder:
+        super().train(mode)
+        for layer in self.features[: getattr(self, "frozen", 0)]:
+            layer.eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         taps = []

@@ -67,6 +67,9 @@ def build_model(cfg: ModelConfig) -> PanopticModel:
     else:
         model.pretrained_status = "random: pretrained=false"
     log.info("encoder weights: %s", model.pretrained_status)
+    if cfg.freeze_at and model.pretrained_status == "imagenet":
+        model.encoder.freeze(cfg.freeze_at)
+        log.info("encoder features.0-%d frozen (model.freeze_at %d)", cfg.freeze_at - 1, cfg.freeze_at)
     return model
 
 

@@ -47,6 +47,9 @@ class ScheduleConfig:
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 = all cores
     sync_bn: bool = False  # SyncBatchNorm under torchrun on GPUs
+    # mixed precision of the forward pass: auto = fp16 on CUDA, fp32 on a CPU; or off, bf16
+    # (opt-in: see training.trainer.autocast_dtype), fp16 (CUDA only)
+    amp: str = "auto"
 
 
 @dataclass
@@ -74,6 +77,9 @@ class TrainConfig:
             "postprocess": self.postprocess.to_dict(),
         }
         return d
+
+
+_CHOICES = {"schedule.amp": ("auto", "off", "bf16", "fp16")}
 
 
 def _plain(d: dict) -> dict:
@@ -116,6 +122,9 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
     if isinstance(default, str):
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
+        choices = _CHOICES.get(where.split(": ")[-1])  # "schedule.amp" of "f.yaml: schedule.amp"
+        if choices and value not in choices:
+            raise ConfigError(f"{where}: expected one of {', '.join(choices)}, got {value!r}")
         return value
     if isinstance(default, tuple):
         if not isinstance(value, (list, tuple)) or len(value) != len(default):
