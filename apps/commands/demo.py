@@ -97,6 +97,10 @@ def export_all(checkpoint: Path, out: Path, formats: list[str], precisions: list
         if importlib.util.find_spec(needs.get(fmt, fmt)) is None:
             print(f"skipping {fmt}: '{needs.get(fmt, fmt)}' is not installed (pip install -e '.[all]')")
             continue
+
+        def marker(p: str, fmt: str = fmt) -> Path:  # an export that failed for this checkpoint and target
+            return out / f"{fmt}-{p}.failed.json"
+
         todo = []
         for p in precisions:
             b = out / f"{fmt}-{p}"
@@ -108,10 +112,10 @@ def export_all(checkpoint: Path, out: Path, formats: list[str], precisions: list
                     continue
             except EdgepsError:
                 pass
-            failed = _failed_before(out / f"{fmt}-{p}.failed.json", stamp)
+            failed = _failed_before(marker(p), stamp)
             if failed:  # the same checkpoint and target fail the same way: a minute saved per run
                 print(f"{fmt}-{p}: not exported (failed for this checkpoint before: {failed}; --retrain, or delete "
-                      f"{out / f'{fmt}-{p}.failed.json'} to try again)")
+                      f"{marker(p)} to try again)")
                 continue
             todo.append(p)
         t0 = time.perf_counter()
@@ -120,9 +124,9 @@ def export_all(checkpoint: Path, out: Path, formats: list[str], precisions: list
                 (r,) = export_bundles(checkpoint, [fmt], [p], out, target=target)
             except EdgepsError as exc:
                 print(f"{fmt}-{p}: not exported: {exc}")
-                write_json(out / f"{fmt}-{p}.failed.json", {**stamp, "error": str(exc)})
+                write_json(marker(p), {**stamp, "error": str(exc)})
                 continue
-            (out / f"{fmt}-{p}.failed.json").unlink(missing_ok=True)
+            marker(p).unlink(missing_ok=True)
             print(f"exported {r.path} ({r.size_bytes / 1e6:.1f} MB, parity class agreement {100 * r.parity['class_agreement']:.2f} %)")
             bundles.append(r.path)
         if todo:
