@@ -72,10 +72,13 @@ def _renumber(pan: np.ndarray, rng: np.random.Generator, thing_ids: frozenset[in
 
 
 def _results(rt: Any, cache: Path, seed: int, images: list[np.ndarray], post: dict) -> list[Any]:
-    """Panoptic maps and segments of one video, cached on disk per model, seed and settings
+    """Panoptic maps and segments of one video, cached on disk per bundle (its files), seed and settings
     (a tracker sweep then costs tracking time only)."""
     m = rt.manifest
-    key = hashlib.sha256(json.dumps([m.source_checkpoint_sha256, m.format, m.precision, seed, len(images), post]).encode()).hexdigest()[:16]
+    files = hashlib.sha256()  # the bundle's own files: two exports of one checkpoint differ
+    for f in sorted(p for p in rt.bundle_dir.iterdir() if p.is_file()):
+        files.update(f.name.encode() + f.read_bytes())
+    key = hashlib.sha256(json.dumps([files.hexdigest(), seed, len(images), post]).encode()).hexdigest()[:16]
     path = cache / "results" / f"{key}.npz"
     if path.is_file():
         pans = np.load(path)["panoptic"]

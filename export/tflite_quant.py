@@ -16,6 +16,12 @@ instances). So the center and offset prediction convs and everything after them 
 (like KEEP_FLOAT in the ONNX export; they are tiny), and the graph outputs are not
 re-quantized. The semantic branch stays int8 (float there cost 3 ms for no gain). The input
 stays int8: the runtime quantizes it with the tensor's scale and zero point.
+
+The encoder's stem conv and first inverted residual block stay float as well (``FLOAT_STEM``,
+as in the ONNX and OpenVINO exports): on the 662-step demo model (cpu-vnni, 8 held-out images)
+class agreement went 98.20 -> 99.60 % (the gate is 98 %), PQ 64.29 -> 63.91 vs torch 63.96,
+at no measurable cost (1 thread, 256x512: infer 28.1 / 24.8 ms all int8, 28.5 / 24.1 ms with
+the float stem, in one alternating run).
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ log = logging.getLogger("edgeps.export.tflite")
 INT8_RECIPE = "static_wi8_ai8"
 # Prediction convs (by their output tensor's module path) that stay float with all after them.
 KEEP_FLOAT = re.compile(r"_(center_head|offset_head)/[^/;]*_predictor(;|$)")
+# Ops that stay float on their own (not what follows): the encoder's stem conv and first
+# inverted residual block (features 0 and 1), as in the ONNX and OpenVINO int8 exports.
+FLOAT_STEM = re.compile(r"MobileNetV2Encoder_encoder/[^/;]*\.(ConvBNAct_0|InvertedResidual_1)/")
 
 
 @contextlib.contextmanager
@@ -93,6 +102,15 @@ def float_tail_scopes(content: bytes, keep_float: re.Pattern[str] = KEEP_FLOAT) 
     return [fb.get_op_scope(ops[i], tensors) for i in sorted(tail)]
 
 
+def stem_scopes(content: bytes, stem: re.Pattern[str] = FLOAT_STEM) -> list[str]:
+    """Quantizer scopes of the ops whose output tensor name matches ``stem``."""
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
+
+    subgraph = fb.read_model(content).subgraphs[0]
+    ops, tensors = subgraph.operators, subgraph.tensors
+    return [fb.get_op_scope(op, tensors) for op in ops if len(op.outputs) and stem.search(fb.get_tensor_name(tensors[op.outputs[0]]))]
+
+
 def to_int8(content: bytes, calibration: CalibrationSet, input_name: str) -> tuple[bytes, dict[str, Any]]:
     """Static int8 calibrated on ``calibration``, float prediction tail; (model, target info)."""
     from ai_edge_quantizer import qtyping, quantizer, recipe
@@ -104,7 +122,10 @@ def to_int8(content: bytes, calibration: CalibrationSet, input_name: str) -> tup
     tail = float_tail_scopes(content)
     if not tail:
         log.warning("tflite int8: no center/offset prediction conv found by name; the whole graph is int8 (PQ may drop)")
-    for scope in tail:
+    stem = stem_scopes(content)
+    if not stem:
+        log.warning("tflite int8: no encoder stem op found by name; it is quantized (class agreement may drop)")
+    for scope in tail + stem:
         q.update_quantization_recipe(f"^{re.escape(scope)}$", qtyping.TFLOperationName.ALL_SUPPORTED, algorithm_key=AlgorithmName.NO_QUANTIZE)
     q.update_quantization_recipe(".*", qtyping.TFLOperationName.OUTPUT, algorithm_key=AlgorithmName.NO_QUANTIZE)
     with quiet():
@@ -116,6 +137,7 @@ def to_int8(content: bytes, calibration: CalibrationSet, input_name: str) -> tup
         "weights": "int8 per-channel",
         "activations": "int8",
         "float_ops": len(tail),
+        "float_stem_ops": len(stem),
         "io": "int8 input (scale/zero point of the tensor); float32 heads, int32 class map",
     }
     return model, info

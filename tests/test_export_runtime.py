@@ -249,3 +249,20 @@ def test_ort_calibration_runs_in_passes_of_a_few_images():
     assert drain() == [3, 4, 5]
     reader.set_range(start_index=4, end_index=99)
     assert drain() == [4, 5]
+
+
+def test_int8_keeps_the_encoder_stem_float(bundles):
+    """The stem conv and the first inverted residual block keep float weights (8-bit there
+    cost the most class agreement); the encoder's later convs are quantized."""
+    import onnx
+
+    model = onnx.load(str(bundles["onnx-int8"] / "model.onnx"))
+    producer = {o: n.op_type for n in model.graph.node for o in n.output}
+    floats = {i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    stem = [n for n in convs if any(k in n.input[1] for k in (".encoder.features.0.", ".encoder.features.1."))]
+    later = [n for n in convs if ".encoder.features.2." in n.input[1]]
+    assert len(stem) == 3 and later  # stem conv, block 1's depthwise and pointwise
+    assert all(n.input[1] in floats for n in stem)
+    assert all(producer.get(n.input[1]) == "DequantizeLinear" for n in later)
+    assert read_manifest(bundles["onnx-int8"]).target["float_convs"] == [".encoder.features.0.", ".encoder.features.1."]

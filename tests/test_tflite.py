@@ -206,3 +206,17 @@ def test_tflite_runtime_environment_predicts(tflite_bundles):
         proc = subprocess.run([str(py), "-c", TFLITE_RUNTIME, str(tflite_bundles[name])], capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert proc.stdout.startswith("OK tflite tflite_runtime {'tflite_runtime': '2.14"), proc.stdout
+
+
+def test_int8_keeps_the_encoder_stem_float(tflite_bundles):
+    """The stem conv and the first inverted residual block compute in float (the 8-bit stem
+    cost the most class agreement); the encoder's later blocks are int8."""
+    from edgeps.export.tflite_quant import FLOAT_STEM
+
+    assert read_manifest(tflite_bundles["tflite-int8"]).target["float_stem_ops"] >= 3
+    tensors = _interpreter(tflite_bundles["tflite-int8"] / "model.tflite").get_tensor_details()
+    # (a "_quantized" tensor is the int8 copy of the stem's output the next block reads)
+    stem = [t for t in tensors if FLOAT_STEM.search(t["name"]) and not t["name"].endswith("_quantized")]
+    later = [t for t in tensors if "MobileNetV2Encoder_encoder/" in t["name"] and "InvertedResidual_2/" in t["name"]]
+    assert stem and all(t["dtype"] == np.float32 for t in stem)
+    assert any(t["dtype"] == np.int8 for t in later)
