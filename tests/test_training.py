@@ -48,6 +48,7 @@ def write_cfg(tmp_path: Path, cfg: dict, name: str = "cfg.yaml") -> Path:
 def test_default_config_loads():
     cfg = load_config(REPO / "configs" / "synth.yaml")
     assert cfg.data.input_size == (256, 512) and cfg.schedule.max_minutes == 15
+    assert cfg.schedule.amp == "fast" and cfg.model["freeze_at"] == 4
 
 
 @pytest.mark.parametrize(
@@ -60,7 +61,7 @@ def test_default_config_loads():
         ({"model": {"neck": "fcn"}}, r"model.*neck"),
         ({"postprocess": {"nms_kernel": 4}}, r"postprocess.*nms_kernel"),
         ({"optimizer": {}}, r"unknown section 'optimizer'"),
-        ({"schedule": {"amp": "int8"}}, r"schedule\.amp: expected one of auto, off, bf16, fp16, got 'int8'"),
+        ({"schedule": {"amp": "int8"}}, r"schedule\.amp: expected one of auto, fast, off, bf16, fp16, got 'int8'"),
         ({"model": {"freeze_at": 30}}, r"model\.freeze_at: expected 0\.\.18"),
     ],
 )
@@ -83,6 +84,10 @@ def test_autocast_dtype_follows_schedule_amp():
         autocast_dtype("fp16", cpu)
     assert autocast_dtype("auto", cpu) is None  # bf16 is opt-in: its models failed INT8 parity
     assert autocast_dtype("auto", torch.device("cuda")) is torch.float16
+    from edgeps.training.trainer import _native_bf16
+
+    assert autocast_dtype("fast", cpu) is (torch.bfloat16 if _native_bf16() else None)  # never emulated bf16
+    assert autocast_dtype("fast", torch.device("cuda")) is torch.float16
 
 
 @pytest.mark.parametrize("amp", [None, torch.bfloat16])

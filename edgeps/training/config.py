@@ -47,8 +47,9 @@ class ScheduleConfig:
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 = all cores
     sync_bn: bool = False  # SyncBatchNorm under torchrun on GPUs
-    # mixed precision of the forward pass: auto = fp16 on CUDA, fp32 on a CPU; or off, bf16
-    # (opt-in: see training.trainer.autocast_dtype), fp16 (CUDA only)
+    # mixed precision of the forward pass: auto = fp16 on CUDA, fp32 on a CPU; fast = fp16 on
+    # CUDA, bf16 on a CPU that runs it natively, else fp32 (see training.trainer.autocast_dtype);
+    # or off, bf16, fp16 (CUDA only)
     amp: str = "auto"
 
 
@@ -79,7 +80,7 @@ class TrainConfig:
         return d
 
 
-_CHOICES = {"schedule.amp": ("auto", "off", "bf16", "fp16")}
+_CHOICES = {"schedule.amp": ("auto", "fast", "off", "bf16", "fp16")}
 
 
 def _plain(d: dict) -> dict:
