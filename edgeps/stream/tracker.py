@@ -31,6 +31,7 @@ class _Track:
     track_id: int
     category_id: int
     pixels: np.ndarray  # flat indices (in the subsampled grid) of its last whole mask
+    seen: np.ndarray  # flat indices of what was visible of it when last seen (= pixels unless occluded)
     centroid: np.ndarray  # (y, x) in grid pixels, of that mask
     velocity: np.ndarray  # (dy, dx) per frame, smoothed
     age: int = 0  # frames since it was last seen
@@ -71,7 +72,7 @@ class Tracker:
     IoU with this frame's segments is taken (objects near the camera move by more than their
     own size in a few frames). A segment much smaller than its track's mask is taken as
     occluded: the whole mask is kept and carried along, and held where it still covers the
-    visible part. Segments still unmatched are paired by box IoU, then by centroid distance
+    visible part; what was visible is kept too, for the IoU with the next frame's sliver. Segments still unmatched are paired by box IoU, then by centroid distance
     relative to their size; a segment left over that lies mostly inside a continued track's
     mask joins that track as a piece. ``iou_threshold``: minimum
     (mask or box) IoU to continue a track; ``max_age``: frames a lost track is remembered (an
@@ -230,13 +231,14 @@ class Tracker:
                 shift = self._anchored(t.pixels, pixels, shift, gw)
                 t.pixels = self._moved(t.pixels, shift, gh, gw)
                 t.centroid = t.centroid + shift
+                t.seen = pixels
                 t.occluded += 1
             else:
                 if self.STEADY[0] < ratio < self.STEADY[1]:  # the centroid moved with the object, not with its occlusion
                     step = (centroid - t.centroid) / (t.age + 1)
                     t.velocity = step if t.fresh else 0.5 * t.velocity + 0.5 * step
                     t.fresh = False
-                t.centroid, t.pixels, t.occluded = centroid, pixels, 0
+                t.centroid, t.pixels, t.seen, t.occluded = centroid, pixels, pixels, 0
                 if colour is not None:
                     t.colour = colour if t.colour is None else 0.7 * t.colour + 0.3 * colour
             t.age = 0
@@ -247,7 +249,7 @@ class Tracker:
         for c, seg in enumerate(things):
             if c not in owned:
                 pixels, centroid, colour = union([c])
-                t = _Track(self.next_id, int(cur_cls[c]), pixels, centroid, np.zeros(2), colour=colour)
+                t = _Track(self.next_id, int(cur_cls[c]), pixels, pixels, centroid, np.zeros(2), colour=colour)
                 self.next_id += 1
                 seg.track_id = t.track_id
                 kept.append(t)
@@ -270,15 +272,24 @@ class Tracker:
         """Track index -> its segments in this frame, in passes of decreasing certainty."""
         n_cur = cur_area.size
         assigned: dict[int, int] = {}
-        # 1) IoU of each track's mask, moved by its predicted displacement, with this frame
+        # 1) IoU of each track's mask, moved by its predicted displacement, with this frame;
+        # and of what was visible of it last (an object sliding behind an occluder, whose
+        # remembered whole mask overlaps its last sliver too little)
         inter = np.zeros((len(tracks), n_cur))
+        inter_seen = np.zeros((len(tracks), n_cur))
         for k, t in enumerate(tracks):
-            # the mask moved by the predicted displacement, and where it was (a prediction
-            # thrown off by an occlusion must not cost a track that barely moved)
-            moved = cur_index[self._moved(t.pixels, self._velocity(t) * (t.age + 1), gh, gw)]
-            still = cur_index[t.pixels]
-            inter[k] = np.maximum(np.bincount(moved[moved >= 0], minlength=n_cur), np.bincount(still[still >= 0], minlength=n_cur))
+            shift = self._velocity(t) * (t.age + 1)
+            for out, pixels in ((inter, t.pixels), (inter_seen, t.seen)):
+                if out is inter_seen and t.seen is t.pixels:  # not occluded: the same mask
+                    inter_seen[k] = inter[k]
+                    continue
+                # moved by the predicted displacement, and where it was (a prediction thrown
+                # off by an occlusion must not cost a track that barely moved)
+                moved = cur_index[self._moved(pixels, shift, gh, gw)]
+                still = cur_index[pixels]
+                out[k] = np.maximum(np.bincount(moved[moved >= 0], minlength=n_cur), np.bincount(still[still >= 0], minlength=n_cur))
         t_area = np.array([t.pixels.size for t in tracks])[:, None]
+        seen_area = np.array([t.seen.size for t in tracks])[:, None]
         same_class = np.array([t.category_id for t in tracks])[:, None] == cur_cls[None, :]
         if cur_colour is not None:
             t_colour = np.array([t.colour if t.colour is not None else np.full(cur_colour.shape[1], 1.0) for t in tracks])
@@ -286,7 +297,8 @@ class Tracker:
         else:
             colour = np.ones(same_class.shape)
         same = same_class & (colour >= self.min_colour)
-        iou = np.where(same, inter / np.maximum(t_area + cur_area[None, :] - inter, 1), 0.0)
+        iou = np.maximum(inter / np.maximum(t_area + cur_area[None, :] - inter, 1), inter_seen / np.maximum(seen_area + cur_area[None, :] - inter_seen, 1))
+        iou = np.where(same, iou, 0.0)
         for k, c in greedy_match(iou * colour, self.iou_threshold * self.min_colour):
             if iou[k, c] > self.iou_threshold:
                 assigned[c] = k
