@@ -87,9 +87,8 @@ def _float_tail(model: onnx.ModelProto, keep_float: tuple[str, ...]) -> list[str
     The prediction convs are cheap (few channels) but their outputs (offsets of +-100 px, the
     heatmap peaks) lose most from 8-bit activations.
     """
-    seeds = [n for n in model.graph.node if n.op_type == "Conv" and any(k in i for i in n.input for k in keep_float)]
-    tail = {n.name for n in seeds}
-    produced = {o for n in seeds for o in n.output}
+    tail = set(_float_convs(model, keep_float))
+    produced = {o for n in model.graph.node if n.name in tail for o in n.output}
     changed = True
     while changed:
         changed = False

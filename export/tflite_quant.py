@@ -82,14 +82,21 @@ def to_fp16(content: bytes) -> bytes:
         return bytes(q.quantize(enable_progress_report=False).quantized_model)
 
 
-def float_tail_scopes(content: bytes, keep_float: re.Pattern[str] = KEEP_FLOAT) -> list[str]:
-    """Quantizer scopes of the ops that stay float: the convs whose output tensor name matches
-    ``keep_float`` and every op downstream of them (resizes, reshapes, transposes)."""
+def _ops_named(content: bytes, pattern: re.Pattern[str]) -> tuple[Any, list, list, set[int]]:
+    """(flatbuffer utils, ops, tensors, indices of the ops whose output tensor name matches
+    ``pattern``): the tensor names are the only link back to the PyTorch modules."""
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
 
     subgraph = fb.read_model(content).subgraphs[0]
     ops, tensors = subgraph.operators, subgraph.tensors
-    tail = {i for i, op in enumerate(ops) if len(op.outputs) and keep_float.search(fb.get_tensor_name(tensors[op.outputs[0]]))}
+    hits = {i for i, op in enumerate(ops) if len(op.outputs) and pattern.search(fb.get_tensor_name(tensors[op.outputs[0]]))}
+    return fb, ops, tensors, hits
+
+
+def float_tail_scopes(content: bytes, keep_float: re.Pattern[str] = KEEP_FLOAT) -> list[str]:
+    """Quantizer scopes of the ops that stay float: the convs whose output tensor name matches
+    ``keep_float`` and every op downstream of them (resizes, reshapes, transposes)."""
+    fb, ops, tensors, tail = _ops_named(content, keep_float)
     produced = {int(t) for i in tail for t in ops[i].outputs}
     changed = True
     while changed:
@@ -104,11 +111,8 @@ def float_tail_scopes(content: bytes, keep_float: re.Pattern[str] = KEEP_FLOAT) 
 
 def stem_scopes(content: bytes, stem: re.Pattern[str] = FLOAT_STEM) -> list[str]:
     """Quantizer scopes of the ops whose output tensor name matches ``stem``."""
-    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
-
-    subgraph = fb.read_model(content).subgraphs[0]
-    ops, tensors = subgraph.operators, subgraph.tensors
-    return [fb.get_op_scope(op, tensors) for op in ops if len(op.outputs) and stem.search(fb.get_tensor_name(tensors[op.outputs[0]]))]
+    fb, ops, tensors, hits = _ops_named(content, stem)
+    return [fb.get_op_scope(ops[i], tensors) for i in sorted(hits)]
 
 
 def to_int8(content: bytes, calibration: CalibrationSet, input_name: str) -> tuple[bytes, dict[str, Any]]:
