@@ -82,7 +82,7 @@ def test_autocast_dtype_follows_schedule_amp():
     assert autocast_dtype("fp16", torch.device("cuda")) is torch.float16
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         autocast_dtype("fp16", cpu)
-    assert autocast_dtype("auto", cpu) is None  # bf16 is opt-in: its models failed INT8 parity
+    assert autocast_dtype("auto", cpu) is None  # auto stays fp32 on a CPU; fast picks bf16
     assert autocast_dtype("auto", torch.device("cuda")) is torch.float16
     from edgeps.training.trainer import _native_bf16
 

@@ -72,9 +72,10 @@ class Tracker:
     IoU with this frame's segments is taken (objects near the camera move by more than their
     own size in a few frames). A segment much smaller than its track's mask is taken as
     occluded: the whole mask is kept and carried along, and held where it still covers the
-    visible part; what was visible is kept too, for the IoU with the next frame's sliver. Segments still unmatched are paired by box IoU, then by centroid distance
-    relative to their size; a segment left over that lies mostly inside a continued track's
-    mask joins that track as a piece. ``iou_threshold``: minimum
+    visible part; what was visible is kept too, for the IoU with the next frame's sliver.
+    Segments still unmatched are paired by box IoU, then by centroid distance relative to their
+    size; a segment left over that lies mostly inside a continued track's mask joins that track
+    as a piece. ``iou_threshold``: minimum
     (mask or box) IoU to continue a track; ``max_age``: frames a lost track is remembered (an
     occlusion or a missed detection); ``stride``: work on every ``stride``-th pixel per axis
     (4x cheaper at 2); None picks it per stream size, at least 2 and coarse enough to keep the
@@ -277,17 +278,18 @@ class Tracker:
         # remembered whole mask overlaps its last sliver too little)
         inter = np.zeros((len(tracks), n_cur))
         inter_seen = np.zeros((len(tracks), n_cur))
+
+        def overlap(pixels: np.ndarray, shift: np.ndarray) -> np.ndarray:
+            # the mask moved by the predicted displacement, and where it was (a prediction
+            # thrown off by an occlusion must not cost a track that barely moved)
+            moved = cur_index[self._moved(pixels, shift, gh, gw)]
+            still = cur_index[pixels]
+            return np.maximum(np.bincount(moved[moved >= 0], minlength=n_cur), np.bincount(still[still >= 0], minlength=n_cur))
+
         for k, t in enumerate(tracks):
             shift = self._velocity(t) * (t.age + 1)
-            for out, pixels in ((inter, t.pixels), (inter_seen, t.seen)):
-                if out is inter_seen and t.seen is t.pixels:  # not occluded: the same mask
-                    inter_seen[k] = inter[k]
-                    continue
-                # moved by the predicted displacement, and where it was (a prediction thrown
-                # off by an occlusion must not cost a track that barely moved)
-                moved = cur_index[self._moved(pixels, shift, gh, gw)]
-                still = cur_index[pixels]
-                out[k] = np.maximum(np.bincount(moved[moved >= 0], minlength=n_cur), np.bincount(still[still >= 0], minlength=n_cur))
+            inter[k] = overlap(t.pixels, shift)
+            inter_seen[k] = inter[k] if t.seen is t.pixels else overlap(t.seen, shift)  # the same mask unless occluded
         t_area = np.array([t.pixels.size for t in tracks])[:, None]
         seen_area = np.array([t.seen.size for t in tracks])[:, None]
         same_class = np.array([t.category_id for t in tracks])[:, None] == cur_cls[None, :]
