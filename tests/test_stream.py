@@ -423,3 +423,24 @@ def test_run_with_a_missing_source_exits_2_with_one_line(onnx_bundle, tmp_path, 
     err = capsys.readouterr().err
     assert rc == 2 and "none.mp4" in err and len(err.strip().splitlines()) == 1
 
+
+
+def test_annotated_frame_status_line_defaults_to_live_figures_and_can_be_replaced():
+    """The demo draws its picture in a pass slowed by scoring: it replaces the live FPS line
+    with the timed pass's figure; everything above the status bar stays the same."""
+    from edgeps.apps.consumers import annotate, live_status
+    from edgeps.categories import Categories
+    from edgeps.result import PanopticResult
+    from edgeps.stream.pipeline import StreamItem
+    from edgeps.stream.sources import Frame
+
+    cats = Categories.from_list([{"id": 0, "name": "road", "isthing": 0, "color": [128, 64, 128]},
+                                 {"id": 1, "name": "car", "isthing": 1, "color": [0, 0, 142]}])
+    pan = np.zeros((96, 192), np.int32)
+    pan[20:60, 40:100] = 1001
+    item = StreamItem(Frame(3, np.full((96, 192, 3), 90, np.uint8), 0.0), PanopticResult(pan, segments_of(pan, 1000, -1)), 40.0, 12.5)
+    assert live_status(item) == " 12.5 FPS     40 ms  frame 3"
+    live = annotate(item, cats, 1000, -1)
+    timed = annotate(item, cats, 1000, -1, lambda it: f"37.6 FPS (timed stream)  frame {it.frame.index}")
+    assert live.shape == timed.shape == (96, 192, 3)
+    assert np.array_equal(live[:-22], timed[:-22]) and not np.array_equal(live[-22:], timed[-22:])
