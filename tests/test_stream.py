@@ -262,6 +262,26 @@ def test_tracker_colour_keeps_crossing_objects_apart():
     assert swapped[2] != swapped[0]  # without the frames the ids follow the places
 
 
+def test_tracker_recognises_a_hidden_object_by_colour_where_it_comes_out():
+    """A red car hidden for three frames comes out below and beside where it was predicted (it
+    was approaching behind a person): too far for the distance pass, near enough and the same
+    colours for the lost track to take it. A blue car coming out there instead is new."""
+
+    def run(colour: tuple[int, int, int], **kw: float) -> list[int]:
+        tracker, ids = Tracker([5], stride=1, **kw), []
+        for f, box in enumerate([(20, 40), (20, 40), None, None, None, (40, 80)]):
+            pan, img = np.zeros((100, 200), np.int32), np.full((100, 200, 3), 90, np.uint8)
+            if box:
+                pan[box[0] : box[0] + 20, box[1] : box[1] + 20] = 5001
+                img[pan == 5001] = (40, 40, 220) if f < 2 else colour
+            ids += [s.track_id for s in tracker.update(pan, segments_of(pan), img) if s.category_id == 5]
+        return ids
+
+    assert run((40, 40, 220)) == [1, 1, 1]  # 45 px away: 2.2x its size of 20 px
+    assert run((40, 40, 220), reid_colour=1.0) == [1, 1, 2]  # the colour pass off
+    assert run((220, 40, 40)) == [1, 1, 2]  # another car
+
+
 def test_tracker_gives_the_pieces_of_a_split_object_one_id():
     """A car seen whole, then split by the model into two segments whose border jumps from
     frame to frame (the pieces' own IoU with their last masks collapses), keeps one track id

@@ -83,7 +83,9 @@ class Tracker:
     switches and tracked fraction within noise over ten videos); ``occluded_ratio``: visible /
     remembered area below which a segment counts as occluded; ``min_colour``: minimum histogram intersection (0..1) for two masks to
     be one object (used when frames are given); ``piece_cover``: fraction of a leftover
-    segment inside a continued track's mask for it to join that track. The defaults were
+    segment inside a continued track's mask for it to join that track; ``reid_colour``: minimum
+    histogram intersection for a lost track to take a segment within ``reid_distance`` (centroid
+    distance over the object's size) of its predicted position (1: never). The defaults were
     chosen on synthetic videos (ground-truth masks and the demo model's predictions).
     """
 
@@ -103,7 +105,10 @@ class Tracker:
         occluded_ratio: float = 0.5,
         min_colour: float = 0.4,
         piece_cover: float = 0.3,
+        reid_colour: float = 0.8,
+        reid_distance: float = 2.5,
     ):
+        self.reid_colour, self.reid_distance = reid_colour, reid_distance
         self.thing_ids = frozenset(int(t) for t in thing_ids)
         self.label_divisor = label_divisor
         self.iou_threshold = iou_threshold
@@ -330,17 +335,29 @@ class Tracker:
             for i, j in greedy_match(score, self.iou_threshold * self.min_colour):
                 if box_iou[i, j] > self.iou_threshold:
                     assigned[free_c[j]] = free_t[i]
-        # 2) what is left: predicted centroid distance, relative to the object's size
+        def distance(free_t: list[int], free_c: list[int]) -> np.ndarray:
+            # predicted centroid distance, relative to the larger of the two masks' size
+            pred = np.array([tracks[k].centroid + self._velocity(tracks[k]) * (tracks[k].age + 1) for k in free_t])
+            size = np.sqrt(np.maximum(t_area[free_t], cur_area[free_c][None, :]))
+            return np.hypot(pred[:, :1] - cur_cy[free_c][None, :], pred[:, 1:] - cur_cx[free_c][None, :]) / np.maximum(size, 1)
+
+        # 2) what is left: near the predicted position
         free_t = [k for k in range(len(tracks)) if k not in assigned.values()]
         free_c = [c for c in range(n_cur) if c not in assigned]
         if free_t and free_c:
-            pred = np.array([tracks[k].centroid + self._velocity(tracks[k]) * (tracks[k].age + 1) for k in free_t])
-            size = np.sqrt(np.maximum(t_area[free_t], cur_area[free_c][None, :]))
-            dist = np.hypot(pred[:, :1] - cur_cy[free_c][None, :], pred[:, 1:] - cur_cx[free_c][None, :]) / np.maximum(size, 1)
             ratio = t_area[free_t] / np.maximum(cur_area[free_c][None, :], 1)
             ok = same[np.ix_(free_t, free_c)] & (ratio > 0.25)
-            closeness = np.where(ok, (self.max_distance - dist) * colour[np.ix_(free_t, free_c)], -1.0)
+            closeness = np.where(ok, (self.max_distance - distance(free_t, free_c)) * colour[np.ix_(free_t, free_c)], -1.0)
             for i, j in greedy_match(closeness, 0.0):
+                assigned[free_c[j]] = free_t[i]
+        # 2b) a track lost for a frame or more whose colours the segment matches closely,
+        # within a wider reach: an object that comes out from behind an occluder elsewhere than
+        # predicted (a car approaching behind a person reappears below and beside it)
+        free_t = [k for k in range(len(tracks)) if k not in assigned.values() and tracks[k].age >= 1]
+        free_c = [c for c in range(n_cur) if c not in assigned]
+        if free_t and free_c and cur_colour is not None and self.reid_colour <= 1.0:
+            ok = same_class[np.ix_(free_t, free_c)] & (distance(free_t, free_c) < self.reid_distance)
+            for i, j in greedy_match(np.where(ok, colour[np.ix_(free_t, free_c)], 0.0), self.reid_colour):
                 assigned[free_c[j]] = free_t[i]
         members: dict[int, list[int]] = {}
         for c, k in assigned.items():
