@@ -444,7 +444,6 @@ def test_run_with_a_missing_source_exits_2_with_one_line(onnx_bundle, tmp_path, 
     assert rc == 2 and "none.mp4" in err and len(err.strip().splitlines()) == 1
 
 
-
 def test_annotated_frame_status_line_defaults_to_live_figures_and_can_be_replaced():
     """The demo draws its picture in a pass slowed by scoring: it replaces the live FPS line
     with the timed pass's figure; everything above the status bar stays the same."""

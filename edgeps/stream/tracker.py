@@ -108,7 +108,6 @@ class Tracker:
         reid_colour: float = 0.8,
         reid_distance: float = 2.5,
     ):
-        self.reid_colour, self.reid_distance = reid_colour, reid_distance
         self.thing_ids = frozenset(int(t) for t in thing_ids)
         self.label_divisor = label_divisor
         self.iou_threshold = iou_threshold
@@ -119,6 +118,7 @@ class Tracker:
         self.occluded_ratio = occluded_ratio
         self.min_colour = min_colour
         self.piece_cover = piece_cover
+        self.reid_colour, self.reid_distance = reid_colour, reid_distance
         self.next_id = 1
         self._shape: tuple[int, int] | None = None
         self._tracks: list[_Track] = []
@@ -355,7 +355,7 @@ class Tracker:
         # predicted (a car approaching behind a person reappears below and beside it)
         free_t = [k for k in range(len(tracks)) if k not in assigned.values() and tracks[k].age >= 1]
         free_c = [c for c in range(n_cur) if c not in assigned]
-        if free_t and free_c and cur_colour is not None and self.reid_colour <= 1.0:
+        if free_t and free_c and cur_colour is not None:
             ok = same_class[np.ix_(free_t, free_c)] & (distance(free_t, free_c) < self.reid_distance)
             for i, j in greedy_match(np.where(ok, colour[np.ix_(free_t, free_c)], 0.0), self.reid_colour):
                 assigned[free_c[j]] = free_t[i]
