@@ -125,12 +125,14 @@ class Window(Consumer):
 
 class JsonLines(Consumer):
     """One JSON object per frame: frame index, source stamp, latency and the segments (id,
-    category_id, instance, area, bbox [x, y, w, h], centroid [x, y], score, track_id)."""
+    category_id (the model's class), class (its name), dataset_id (the class's id in its
+    dataset), instance, area, bbox [x, y, w, h], centroid [x, y], score, track_id)."""
 
     def __init__(self, path: str | Path, categories: Categories):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.names = {c.id: c.name for c in categories}
+        self.dataset_ids = {c.id: c.source_id for c in categories}
         self._tmp = _tmp(self.path)
         self._fh: IO[str] | None = self._tmp.open("w", encoding="utf-8")
 
@@ -140,6 +142,7 @@ class JsonLines(Consumer):
         for s in item.result.segments:
             d = s.to_dict()
             d["class"] = self.names.get(s.category_id, str(s.category_id))
+            d["dataset_id"] = self.dataset_ids.get(s.category_id, s.category_id)  # the dataset's id of the class
             if d["score"] is not None:
                 d["score"] = round(float(d["score"]), 4)
             segs.append(d)
@@ -161,20 +164,28 @@ class JsonLines(Consumer):
 
 class CocoDump(Consumer):
     """Per-frame panoptic PNGs (COCO encoding: id = panoptic id + 1, R + 256 G + 256^2 B) and,
-    on close, the COCO-panoptic JSON that indexes them (scorable with ``edgeps eval-coco``)."""
+    on close, the COCO-panoptic JSON that indexes them (scorable with ``edgeps eval-coco``).
+
+    Category ids in both are the dataset's (``Category.source_id``: a Cityscapes label id, a
+    COCO category id), so the dump scores against the dataset's own ground truth."""
 
     def __init__(self, out_dir: str | Path, categories: Categories, label_divisor: int, void_label: int):
         self.out = Path(out_dir)
         self.categories, self.label_divisor, self.void_label = categories, label_divisor, void_label
+        self._dataset_categories = categories.with_dataset_ids()
         self._entries: list[tuple[int, str, list[dict]]] = []
         self._images: list[dict] = []
 
     def consume(self, item: StreamItem) -> None:
-        scores = {s.id: s.score for s in item.result.segments if s.score is not None}
-        ids, infos = panoptic_to_coco(item.result.panoptic, self.categories, self.label_divisor, self.void_label, scores)
+        # Files other tools read carry the dataset's category ids (the model's train ids mapped back).
+        segs = item.result.segments
+        seg_ids = self.categories.to_dataset_panoptic(np.array([s.id for s in segs], np.int64), self.label_divisor, self.void_label)
+        scores = {int(d): s.score for d, s in zip(seg_ids, segs) if s.score is not None}
+        pan = self.categories.to_dataset_panoptic(item.result.panoptic, self.label_divisor, self.void_label)
+        ids, infos = panoptic_to_coco(pan, self._dataset_categories, self.label_divisor, self.void_label, scores)
         name = f"{item.frame.index:06d}.png"
         write_id_png(self.out / "panoptic" / name, ids)
-        track = {s.id + 1: s.track_id for s in item.result.segments if s.track_id is not None}
+        track = {int(d) + 1: s.track_id for d, s in zip(seg_ids, segs) if s.track_id is not None}
         for info in infos:
             if info["id"] in track:
                 info["track_id"] = track[info["id"]]
@@ -185,7 +196,8 @@ class CocoDump(Consumer):
     def close(self) -> None:
         # PNGs are already written; the JSON goes last, so it only indexes complete files.
         annotations = [{"image_id": i, "file_name": n, "segments_info": s} for i, n, s in self._entries]
-        write_json(self.out / "panoptic.json", {"annotations": annotations, "images": self._images, "categories": self.categories.to_list()})
+        categories = self._dataset_categories.to_list()
+        write_json(self.out / "panoptic.json", {"annotations": annotations, "images": self._images, "categories": categories})
 
 
 __all__ = ["AnnotatedVideo", "CocoDump", "Consumer", "JsonLines", "Window", "annotate", "has_gui"]

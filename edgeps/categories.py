@@ -24,13 +24,26 @@ MAX_CATEGORY_ID = 65535
 
 @dataclass(frozen=True)
 class Category:
+    """One class. ``id`` is the id this set uses (a train id in a model's set); ``dataset_id``
+    is the class's id in its dataset (Cityscapes label id, COCO category id) when the set was
+    renumbered, else None (the id is the dataset's own)."""
+
     id: int
     name: str
     isthing: bool
     color: tuple[int, int, int]
+    dataset_id: int | None = None
+
+    @property
+    def source_id(self) -> int:
+        """The dataset's id of this class (``id`` when the set was never renumbered)."""
+        return self.id if self.dataset_id is None else self.dataset_id
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "isthing": int(self.isthing), "color": list(self.color)}
+        d: dict[str, Any] = {"id": self.id, "name": self.name, "isthing": int(self.isthing), "color": list(self.color)}
+        if self.dataset_id is not None:
+            d["dataset_id"] = self.dataset_id
+        return d
 
 
 def _parse_category(raw: Any, where: str) -> Category:
@@ -62,7 +75,10 @@ def _parse_category(raw: Any, where: str) -> Category:
         or not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c <= 255 for c in color)
     ):
         raise CategoryError(f"{where}: field 'color' must be three integers 0..255 (R, G, B), got {color!r}")
-    return Category(int(cid), name, thing, (int(color[0]), int(color[1]), int(color[2])))
+    did = raw.get("dataset_id")
+    if did is not None and (isinstance(did, bool) or not isinstance(did, (int, np.integer)) or not 0 <= did <= MAX_CATEGORY_ID):
+        raise CategoryError(f"{where}: field 'dataset_id' must be an integer 0..{MAX_CATEGORY_ID}, got {did!r}")
+    return Category(int(cid), name, thing, (int(color[0]), int(color[1]), int(color[2])), None if did is None else int(did))
 
 
 def _default_color(cid: int) -> tuple[int, int, int]:
@@ -163,9 +179,40 @@ class Categories:
     def names(self) -> list[str]:
         return [c.name for c in self.items]
 
+    @property
+    def dataset_ids(self) -> list[int]:
+        """Each class's dataset id, in order (``source_id``)."""
+        return [c.source_id for c in self.items]
+
     def with_train_ids(self) -> Categories:
-        """The same classes renumbered 0..N-1 in order (the ids a network predicts)."""
-        return Categories(tuple(Category(i, c.name, c.isthing, c.color) for i, c in enumerate(self.items)))
+        """The same classes renumbered 0..N-1 in order (the ids a network predicts); each keeps
+        its dataset id in ``dataset_id`` (the id it had, or the dataset id it already carried)."""
+        return Categories(tuple(Category(i, c.name, c.isthing, c.color, c.source_id) for i, c in enumerate(self.items)))
+
+    def with_dataset_ids(self) -> Categories:
+        """The same classes under their dataset ids (what files read by other tools carry)."""
+        return Categories(tuple(Category(c.source_id, c.name, c.isthing, c.color) for c in self.items))
+
+    def dataset_id_lut(self) -> np.ndarray:
+        """A lookup table: ``lut[id] = dataset id`` for the ids of this set (-1 elsewhere)."""
+        lut = np.full(max(self.ids) + 1, -1, dtype=np.int64)
+        for c in self.items:
+            lut[c.id] = c.source_id
+        return lut
+
+    def to_dataset_panoptic(self, panoptic: np.ndarray, label_divisor: int, void_label: int = -1) -> np.ndarray:
+        """A panoptic map (or array of panoptic ids) in this set's ids -> the same map with each
+        class part replaced by its dataset id (instance numbers and void unchanged), int64.
+
+        Raises CategoryError for a class not in the set."""
+        pan = np.asarray(panoptic, dtype=np.int64)
+        void = pan == void_label
+        cls = np.where(void, 0, pan // label_divisor)
+        lut = self.dataset_id_lut()
+        if cls.size and (cls.max() >= len(lut) or cls.min() < 0 or (lut[cls][~void] < 0).any()):
+            bad = sorted(set(np.unique(cls[~void]).tolist()) - set(self.ids))
+            raise CategoryError(f"panoptic map: class ids {bad[:8]} are not in the category set")
+        return np.where(void, void_label, lut[np.clip(cls, 0, len(lut) - 1)] * label_divisor + pan % label_divisor)
 
     def id_to_train_id(self, ignore: int = 255) -> np.ndarray:
         """A lookup table: ``lut[category_id] = train_id`` (``ignore`` for ids not in the set)."""

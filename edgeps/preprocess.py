@@ -120,6 +120,12 @@ def as_bgr(frame: np.ndarray, name: str = "frame") -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
+def pad_color_bgr(spec: InputSpec) -> tuple[float, float, float]:
+    """The letterbox padding colour of a BGR uint8 frame: the mean, in BGR order (it normalizes
+    to 0). Training pads its crops with the same colour."""
+    return (float(spec.mean[2]), float(spec.mean[1]), float(spec.mean[0]))
+
+
 def preprocess(frame: np.ndarray, spec: InputSpec) -> np.ndarray:
     """frame (HxWx3 uint8 BGR, or gray/BGRA) -> (1, 3, H', W') float32 (or NHWC) model input."""
     bgr = as_bgr(frame)
@@ -128,9 +134,8 @@ def preprocess(frame: np.ndarray, spec: InputSpec) -> np.ndarray:
         bgr = cv2.resize(bgr, (g.width, g.height), interpolation=cv2.INTER_LINEAR)
     h, w = spec.size
     if (g.height, g.width) != (h, w):
-        fill = tuple(float(v) for v in spec.mean[::-1])  # BGR order here
         bgr = cv2.copyMakeBorder(
-            bgr, g.top, h - g.height - g.top, g.left, w - g.width - g.left, cv2.BORDER_CONSTANT, value=fill
+            bgr, g.top, h - g.height - g.top, g.left, w - g.width - g.left, cv2.BORDER_CONSTANT, value=pad_color_bgr(spec)
         )
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     scale = np.float32(1.0) / np.asarray(spec.std, np.float32)

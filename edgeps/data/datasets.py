@@ -1,19 +1,30 @@
 """Map-style datasets (numpy/OpenCV only) that training, evaluation and the CLI share.
 
-Every dataset has ``categories`` (contiguous train ids 0..N-1), ``len()`` and ``[i] -> Sample``
-with the image as stored (BGR uint8, no resizing) and the panoptic map in train-id encoding
-(``train_id * 1000 + instance``, void -1). Construction reads only the annotation JSON;
-images and PNGs are read on access, so a large set never sits in memory.
+Every dataset has ``categories`` (contiguous train ids 0..N-1, each keeping its dataset id in
+``Category.dataset_id``), ``len()`` and ``[i] -> Sample`` with the image as stored (BGR uint8,
+no resizing) and the panoptic map in train-id encoding (``train_id * 1000 + instance``, void
+-1). Construction reads the annotation JSON and lists the folders once, so a missing PNG or
+image is an error when the dataset is opened, not mid-training; images and PNGs are decoded on
+access, so a large set never sits in memory.
 
-``open_dataset(spec)`` turns the data strings of configs and the CLI into a dataset:
-``synth:val`` (the frozen held-out set, see :mod:`edgeps.data.street`), ``synth:val:N``,
-``synth:train`` / ``synth:train:N``, or a folder (COCO panoptic; Cityscapes when it has
-``gtFine/``).
+Data specs (configs, ``edgeps train/eval/export/bench``): ``SOURCE`` or ``SOURCE:SPLIT[:N]``.
+
+- ``synth:train[:N]`` / ``synth:val[:N]``: the built-in street scenes (:mod:`edgeps.data.street`).
+- ``DIR[:SPLIT[:N]]``: a Cityscapes root (has ``gtFine/``; splits from
+  ``gtFine/cityscapes_panoptic_{split}.json``) or a COCO-panoptic root, in the official layout
+  (``annotations/panoptic_{split}2017.json`` + ``annotations/panoptic_{split}2017/`` +
+  ``{split}2017/`` images: the split picks all three) or flat (one ``NAME.json`` + ``NAME/``
+  PNGs + ``images/`` or ``input_images/``).
+- Without a split, training opens ``train`` and evaluation, calibration and parity open
+  ``val`` (``open_dataset(..., default_split=...)``); a flat folder with one JSON is its own
+  only split. ``N`` keeps the first N images.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,10 +51,19 @@ from edgeps.io.coco_panoptic import (
     read_id_png,
 )
 
-__all__ = ["CityscapesPanopticDataset", "CocoPanopticDataset", "Dataset", "Sample", "SynthDataset", "open_dataset"]
+__all__ = [
+    "CityscapesPanopticDataset",
+    "CocoPanopticDataset",
+    "DataSpec",
+    "Dataset",
+    "Sample",
+    "SynthDataset",
+    "open_dataset",
+    "parse_data_spec",
+]
 
-IMAGE_DIR_NAMES = ("images", "input_images", "val2017", "train2017")
-"""Image folders looked for beside a COCO panoptic JSON, in this order."""
+FLAT_IMAGE_DIRS = ("images", "input_images")
+"""Image folders looked for beside a flat COCO panoptic JSON that names no split folder."""
 
 
 @dataclass
@@ -116,27 +136,42 @@ class SynthDataset:
 
 
 class _PanopticSetDataset:
-    """A COCO-panoptic annotation set read lazily, category ids mapped to train ids."""
+    """A COCO-panoptic annotation set read lazily, category ids mapped to train ids.
 
-    def __init__(self, cset: CocoPanopticSet, categories: Categories | None, image_path: Callable[[Mapping], Path]) -> None:
+    ``n`` keeps the first n annotations. Every kept annotation's PNG and image are checked to
+    exist when the dataset is made (one listing per folder). Subclasses say where an
+    annotation's image is (``_ann_image_path``). Picklable, so loader worker processes get it."""
+
+    def __init__(self, cset: CocoPanopticSet, categories: Categories | None, n: int | None = None) -> None:
         self._set = cset
-        self._annotations = cset.annotations
+        annotations = cset.annotations
+        if not annotations:
+            raise DataNotFoundError(f"{cset.json_path}: holds no annotations")
+        if n is not None:
+            if n > len(annotations):
+                raise ConfigError(f"asked for {n} images, {cset.json_path} has {len(annotations)}")
+            annotations = annotations[:n]
+        self._annotations = annotations
         source = categories if categories is not None else cset.categories
         self.categories: Categories = source.with_train_ids()
-        # Category ids of the data -> train ids; ids outside ``source`` become void.
-        self._category_map = {c.id: i for i, c in enumerate(source)}
+        # Dataset category ids -> train ids; ids outside ``source`` become void.
+        self._category_map = {c.source_id: i for i, c in enumerate(source)}
         self._thing_ids = self.categories.thing_ids
-        self._image_path = image_path
+        _check_files(cset.json_path, "panoptic PNG", [cset.png_path(a) for a in annotations])
+        _check_files(cset.json_path, "image", [self._ann_image_path(a) for a in annotations])
+
+    def _ann_image_path(self, ann: Mapping) -> Path:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self._annotations)
 
     def image_path(self, i: int) -> Path:
-        return self._image_path(self._annotations[_index(i, len(self))])
+        return self._ann_image_path(self._annotations[_index(i, len(self))])
 
     def __getitem__(self, i: int) -> Sample:
         ann = self._annotations[_index(i, len(self))]
-        path = self._image_path(ann)
+        path = self._ann_image_path(ann)
         if not path.is_file():
             raise DataNotFoundError(f"image not found: {path} (for annotation {ann['file_name']})")
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -149,48 +184,96 @@ class _PanopticSetDataset:
         return Sample(image, pan, Path(ann["file_name"]).stem)
 
 
-def _find_coco_json(root: Path) -> tuple[Path, Path]:
-    """The panoptic JSON and PNG folder of a COCO-panoptic folder.
+def _check_files(json_path: Path, kind: str, paths: list[Path]) -> None:
+    """Every path exists: one directory listing per folder, not one open per file. The error
+    names the JSON, how many are missing and the first missing path."""
+    listing: dict[Path, set[str]] = {}
+    missing = []
+    for p in paths:
+        folder = p.parent
+        if folder not in listing:
+            try:
+                listing[folder] = set(os.listdir(folder))
+            except (FileNotFoundError, NotADirectoryError):
+                listing[folder] = set()
+            if not listing[folder] and kind == "image" and folder.is_dir():
+                raise DataNotFoundError(f"{json_path}: image folder {folder} is empty")
+        if p.name not in listing[folder]:
+            missing.append(p)
+    if missing:
+        raise DataNotFoundError(
+            f"{json_path}: {len(missing)} of {len(paths)} annotations have no {kind} (first missing: {missing[0]})"
+        )
 
-    ``panoptic.json`` + ``panoptic/`` (what ``edgeps data synth`` writes) wins; otherwise a
-    ``NAME.json`` with a ``NAME/`` folder beside it, in ``root`` or ``root/annotations``.
-    """
-    if (root / "panoptic.json").is_file() and (root / "panoptic").is_dir():
-        return root / "panoptic.json", root / "panoptic"
-    found = [
+
+def _split_key(name: str) -> str:
+    """``panoptic_train2017`` -> ``train`` (prefix and a trailing year dropped)."""
+    return re.sub(r"\d{4}$", "", name.removeprefix("panoptic_"))
+
+
+def _coco_jsons(root: Path) -> list[tuple[Path, Path]]:
+    """(JSON, PNG folder) pairs of a COCO-panoptic root: ``NAME.json`` with a ``NAME/`` folder
+    beside it, in ``root`` or ``root/annotations``."""
+    return [
         (j, j.with_suffix(""))
         for d in (root, root / "annotations")
         if d.is_dir()
         for j in sorted(d.glob("*.json"))
         if j.with_suffix("").is_dir()
     ]
-    if len(found) > 1:
-        found = [f for f in found if f[0].name.startswith("panoptic")] or found
+
+
+def find_coco_split(root: Path, split: str | None) -> tuple[Path, Path, Path, str | None]:
+    """The panoptic JSON, PNG folder and image folder of ``split`` in a COCO-panoptic root, and
+    the split's name (None for a flat folder with one JSON and no split asked).
+
+    ``split`` ``train`` matches ``panoptic_train2017.json`` and ``panoptic_train.json`` alike.
+    Errors name the root and the splits found."""
+    found = _coco_jsons(root)
     if not found:
         raise DataNotFoundError(
-            f"{root}: no COCO panoptic annotations (expected panoptic.json + panoptic/, or NAME.json + NAME/)"
+            f"{root}: no COCO panoptic annotations (expected annotations/panoptic_SPLIT.json + annotations/panoptic_SPLIT/, "
+            "or NAME.json + NAME/)"
         )
-    if len(found) > 1:
-        raise ConfigError(f"{root}: several panoptic JSONs ({', '.join(str(j.name) for j, _ in found)}); keep one")
-    return found[0]
+    names = [j.stem for j, _ in found]
+    if split is None:
+        if len(found) > 1:
+            raise ConfigError(f"{root}: several panoptic JSONs ({', '.join(names)}); name a split: {root}:SPLIT")
+        (json_path, png_dir), name = found[0], None
+    else:
+        hits = [(j, d) for j, d in found if split in (j.stem, j.stem.removeprefix("panoptic_"), _split_key(j.stem))]
+        if len(hits) != 1:
+            splits = ", ".join(sorted({_split_key(n) for n in names}))
+            what = "is ambiguous" if hits else "is not on disk"
+            raise DataNotFoundError(f"{root}: split '{split}' {what} (splits found: {splits})")
+        (json_path, png_dir), name = hits[0], split
+    stem = json_path.stem.removeprefix("panoptic_")
+    candidates = ([root / stem, root / "images" / stem] if stem != json_path.stem else []) + [root / d for d in FLAT_IMAGE_DIRS]
+    image_dir = next((d for d in candidates if d.is_dir()), None)
+    if image_dir is None:
+        raise DataNotFoundError(f"{root}: no image folder for {json_path.name} (looked for {', '.join(str(c) for c in candidates)})")
+    return json_path, png_dir, image_dir, name
 
 
 class CocoPanopticDataset(_PanopticSetDataset):
-    """A COCO-panoptic folder: the layout ``edgeps data synth`` writes (``panoptic.json``,
-    ``panoptic/``, ``images/``) or the COCO one (``NAME.json`` + ``NAME/`` PNGs + an image
-    folder such as ``input_images/`` or ``val2017/``).
+    """A COCO-panoptic root: the official layout (``annotations/panoptic_{split}2017.json``,
+    ``annotations/panoptic_{split}2017/`` PNGs, ``{split}2017/`` images; ``split`` picks them),
+    the flat one (``NAME.json`` + ``NAME/`` + ``images/`` or ``input_images/``; ``edgeps data
+    synth`` writes ``panoptic.json``, ``panoptic/``, ``images/``), or explicit paths.
 
     An image is found by the JSON's ``images`` entry (``file_name``) for the annotation's
     ``image_id``, else by the annotation's PNG name with ``.jpg`` (then ``.png``).
-    ``categories`` picks and orders the classes (train ids); others become void. By default
-    the JSON's own categories are used.
+    ``categories`` picks and orders the classes by dataset id (train ids follow its order);
+    others become void. By default the JSON's own categories are used. ``n``: the first n.
     """
 
     def __init__(
         self,
         root: str | Path,
+        split: str | None = None,
         *,
         categories: Categories | None = None,
+        n: int | None = None,
         json_path: str | Path | None = None,
         png_dir: str | Path | None = None,
         image_dir: str | Path | None = None,
@@ -198,27 +281,23 @@ class CocoPanopticDataset(_PanopticSetDataset):
         root = Path(root)
         if not root.is_dir():
             raise DataNotFoundError(f"COCO panoptic folder not found: {root}")
-        if json_path is None or png_dir is None:
-            found_json, found_png = _find_coco_json(root)
-            json_path, png_dir = json_path or found_json, png_dir or found_png
-        if image_dir is None:
-            image_dir = next((root / d for d in IMAGE_DIR_NAMES if (root / d).is_dir()), None)
-            if image_dir is None:
-                raise DataNotFoundError(f"{root}: no image folder (looked for {', '.join(IMAGE_DIR_NAMES)})")
+        self.split = split
+        if json_path is None or png_dir is None or image_dir is None:
+            found_json, found_png, found_images, self.split = find_coco_split(root, split)
+            json_path, png_dir, image_dir = json_path or found_json, png_dir or found_png, image_dir or found_images
         self.root, self.image_dir = root, Path(image_dir)
         cset = load_coco_panoptic(json_path, png_dir)
-        infos = {img.get("id"): img for img in cset.data.get("images", []) if isinstance(img, dict)}
-        self._infos = infos
+        self._infos = {img.get("id"): img for img in cset.data.get("images", []) if isinstance(img, dict)}
+        self._listing = set(os.listdir(self.image_dir))
+        super().__init__(cset, categories, n)
 
-        def image_path(ann: Mapping) -> Path:
-            info = infos.get(ann["image_id"])
-            if info is not None and "file_name" in info:
-                return self.image_dir / info["file_name"]
-            stem = Path(ann["file_name"]).stem
-            jpg = self.image_dir / f"{stem}.jpg"
-            return jpg if jpg.is_file() or not (self.image_dir / f"{stem}.png").is_file() else self.image_dir / f"{stem}.png"
-
-        super().__init__(cset, categories, image_path)
+    def _ann_image_path(self, ann: Mapping) -> Path:
+        info = self._infos.get(ann["image_id"])
+        if info is not None and "file_name" in info:
+            return self.image_dir / info["file_name"]
+        stem = Path(ann["file_name"]).stem
+        png_only = f"{stem}.jpg" not in self._listing and f"{stem}.png" in self._listing
+        return self.image_dir / (f"{stem}.png" if png_only else f"{stem}.jpg")
 
     def __getitem__(self, i: int) -> Sample:
         sample = super().__getitem__(i)
@@ -229,55 +308,121 @@ class CocoPanopticDataset(_PanopticSetDataset):
         return sample
 
 
+def cityscapes_splits(root: Path) -> list[str]:
+    """The splits of a Cityscapes root that have panoptic annotations (``createPanopticImgs``)."""
+    gt = Path(root) / "gtFine"
+    return sorted(
+        j.stem.removeprefix("cityscapes_panoptic_")
+        for j in gt.glob("cityscapes_panoptic_*.json")
+        if j.with_suffix("").is_dir()
+    )
+
+
 class CityscapesPanopticDataset(_PanopticSetDataset):
     """Cityscapes panoptic: ``gtFine/cityscapes_panoptic_{split}.json`` + PNGs (made by
     cityscapesscripts' createPanopticImgs) and ``leftImg8bit/{split}/{city}/*_leftImg8bit.png``.
 
     Classes are the JSON's (the 19 evaluation classes, label ids or train ids alike), in
-    train-id order; ``categories`` overrides them.
+    train-id order, each keeping its label id as dataset id; ``categories`` overrides them.
+    ``n``: the first n images.
     """
 
-    def __init__(self, root: str | Path, split: str = "val", *, categories: Categories | None = None) -> None:
+    def __init__(self, root: str | Path, split: str = "val", *, categories: Categories | None = None, n: int | None = None) -> None:
         self.root, self.split = Path(root), split
-        cset = load_cityscapes_panoptic(self.root, split)
-        images = self.root / "leftImg8bit" / split
+        found = cityscapes_splits(self.root)
+        if split not in found:
+            hint = "(create it with cityscapesscripts' createPanopticImgs)"
+            raise DataNotFoundError(
+                f"{self.root}: no Cityscapes split '{split}' (splits found: {', '.join(found) or 'none'}) {hint}"
+            )
+        self._images = self.root / "leftImg8bit" / split
+        super().__init__(load_cityscapes_panoptic(self.root, split), categories, n)
 
-        def image_path(ann: Mapping) -> Path:
-            image_id = str(ann["image_id"])
-            city = image_id.split("_")[0]
-            return images / city / f"{image_id}_leftImg8bit.png"
-
-        super().__init__(cset, categories, image_path)
+    def _ann_image_path(self, ann: Mapping) -> Path:
+        image_id = str(ann["image_id"])
+        return self._images / image_id.split("_")[0] / f"{image_id}_leftImg8bit.png"
 
 
 Dataset = SynthDataset | CocoPanopticDataset | CityscapesPanopticDataset
 
-_SPEC_HELP = "expected synth:val, synth:val:N, synth:train, synth:train:N, or a COCO-panoptic / Cityscapes folder"
+SPEC_HELP = (
+    "a data spec is synth:train[:N], synth:val[:N], or DIR[:SPLIT[:N]] for a Cityscapes or COCO-panoptic root "
+    "(no split: train for training, val for evaluation, calibration and parity)"
+)
 
 
-def open_dataset(spec: str, **kw: Any) -> Dataset:
-    """The dataset a data spec names; keyword arguments go to its class (e.g. ``size`` for
-    synthetic data, ``split`` for Cityscapes). Errors name the spec."""
+@dataclass(frozen=True)
+class DataSpec:
+    """A parsed data spec: ``source`` (``synth`` or a folder path), ``split`` (None when the
+    spec names none), ``n`` (None: all images)."""
+
+    source: str
+    split: str | None = None
+    n: int | None = None
+
+    @property
+    def is_synth(self) -> bool:
+        return self.source == "synth"
+
+    def with_split(self, default_split: str) -> DataSpec:
+        return self if self.split is not None else DataSpec(self.source, default_split, self.n)
+
+    def __str__(self) -> str:
+        return ":".join([self.source] + ([self.split] if self.split else []) + ([str(self.n)] if self.n else []))
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"the image count must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def parse_data_spec(spec: str) -> DataSpec:
+    """``synth:SPLIT[:N]``, ``DIR`` or ``DIR:SPLIT[:N]`` -> :class:`DataSpec`. A folder that
+    exists under the whole text (a path holding ``:``) is taken as it is. Errors name the spec."""
     if not isinstance(spec, str) or not spec.strip():
-        raise ConfigError(f"data spec {spec!r}: {_SPEC_HELP}")
+        raise ConfigError(f"data spec {spec!r}: {SPEC_HELP}")
     text = spec.strip()
     try:
         if text == "synth" or text.startswith("synth:"):
             parts = text.split(":")
-            if len(parts) not in (2, 3) or parts[1] not in ("train", "val"):
-                raise ConfigError(_SPEC_HELP)
-            if len(parts) == 3:
-                if not parts[2].isdigit() or int(parts[2]) < 1:
-                    raise ConfigError(f"the image count must be a positive integer, got {parts[2]!r}")
-                kw["n"] = int(parts[2])
-            return SynthDataset(parts[1], **kw)
-        path = Path(text).expanduser()
+            if len(parts) > 3 or (len(parts) > 1 and parts[1] not in ("train", "val")):
+                raise ConfigError(f"synthetic splits are train and val; {SPEC_HELP}")
+            return DataSpec("synth", parts[1] if len(parts) > 1 else None, _count(parts[2]) if len(parts) == 3 else None)
+        if ":" not in text or Path(text).expanduser().exists():
+            return DataSpec(text)
+        head, _, last = text.rpartition(":")
+        if last.isdigit() and ":" in head:
+            head, _, split = head.rpartition(":")
+            n: int | None = _count(last)
+        else:
+            split, n = last, None
+        if not head or not re.fullmatch(r"[A-Za-z0-9_.\-]+", split):
+            raise ConfigError(f"split {split!r} is not a split name; {SPEC_HELP}")
+        return DataSpec(head, split, n)
+    except EdgepsError as exc:
+        raise type(exc)(f"data spec {spec!r}: {exc}") from exc
+
+
+def open_dataset(spec: str, *, default_split: str = "val", **kw: Any) -> Dataset:
+    """The dataset a data spec names (see the module docstring); ``default_split`` is used
+    when the spec names no split (``train`` for training, ``val`` elsewhere). Keyword
+    arguments go to its class (``size`` for synthetic data, ``categories``). Errors name the
+    spec."""
+    parsed = parse_data_spec(spec)
+    try:
+        if parsed.is_synth:
+            split = parsed.split or default_split
+            return SynthDataset(split, **({"n": parsed.n} if parsed.n else {}), **kw)
+        path = Path(parsed.source).expanduser()
         if not path.exists():
-            raise DataNotFoundError(f"no such folder {path} ({_SPEC_HELP})")
+            raise DataNotFoundError(f"no such folder {path} ({SPEC_HELP})")
         if not path.is_dir():
-            raise ConfigError(f"{path} is a file; {_SPEC_HELP}")
+            raise ConfigError(f"{path} is a file; {SPEC_HELP}")
         if (path / "gtFine").is_dir():
-            return CityscapesPanopticDataset(path, **kw)
-        return CocoPanopticDataset(path, **kw)
+            return CityscapesPanopticDataset(path, parsed.split or default_split, n=parsed.n, **kw)
+        if parsed.split is None and len(_coco_jsons(path)) > 1:
+            return CocoPanopticDataset(path, default_split, n=parsed.n, **kw)
+        return CocoPanopticDataset(path, parsed.split, n=parsed.n, **kw)
     except EdgepsError as exc:
         raise type(exc)(f"data spec {spec!r}: {exc}") from exc

@@ -18,9 +18,11 @@ from edgeps.postprocess import PostprocessSettings
 
 @dataclass
 class DataConfig:
-    train: str = "synth:train"
-    train_images: int = 400  # images drawn from `train` (synthetic ones are pre-rendered)
-    val: str = "synth:val"
+    train: str = "synth:train"  # data spec (edgeps.data.datasets); no split = train
+    # 0 = every image of `train`; N = its first N. Synthetic scenes are then rendered once and
+    # kept in memory (a fixed set); real data is always decoded on access, in the workers.
+    train_images: int = 0
+    val: str = "synth:val"  # data spec; no split = val
     val_images: int = 16  # periodic PQ during training on this many held-out images
     input_size: tuple[int, int] = (256, 512)  # model input (H, W); frames are resized to it
     crop: tuple[int, int] = (256, 256)
@@ -31,6 +33,8 @@ class DataConfig:
     small_instance_area: int = 1024  # pixels at input size
     small_instance_weight: float = 3.0
     synth_things: tuple[int, int] = (20, 36)  # things per synthetic training scene (min, max)
+    ignore_crowd_in_semantic: bool = False  # crowd regions also left out of the semantic loss (COCO)
+    workers: int = -1  # DataLoader worker processes per training process; -1 = from the core count
 
 
 @dataclass
@@ -81,6 +85,7 @@ class TrainConfig:
 
 
 _CHOICES = {"schedule.amp": ("auto", "fast", "off", "bf16", "fp16")}
+_MIN_INT = {"data.workers": -1}  # integer fields that take a sentinel below 0
 
 
 def _plain(d: dict) -> dict:
@@ -111,8 +116,9 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
     if isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        if value < 0:
-            raise ConfigError(f"{where}: expected >= 0, got {value}")
+        low = _MIN_INT.get(where.split(": ")[-1], 0)
+        if value < low:
+            raise ConfigError(f"{where}: expected >= {low}, got {value}")
         return value
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -1,4 +1,5 @@
-"""Data-parallel training under ``torchrun``: process group, rank helpers, sharding.
+"""Data-parallel training under ``torchrun``: process group and rank helpers (the data is
+sharded by the loader's ``DistributedSampler``, :mod:`edgeps.training.loader`).
 
 NCCL on GPUs, gloo on CPU. Without torchrun (no WORLD_SIZE) everything is a no-op, so the
 same loop runs on a laptop and on a multi-GPU box.
@@ -35,11 +36,6 @@ def init_distributed(device_type: str) -> DistInfo:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def shard(n: int, info: DistInfo) -> list[int]:
-    """Indices of this rank's share of ``n`` items (every rank gets a disjoint slice)."""
-    return list(range(info.rank, n, info.world_size))
 
 
 def any_rank(flag: bool, info: DistInfo) -> bool:

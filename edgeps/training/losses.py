@@ -22,7 +22,9 @@ def semantic_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
 
 def panoptic_losses(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], cfg: LossConfig) -> dict[str, torch.Tensor]:
     sem = semantic_loss(outputs["semantic"], batch["semantic"], batch["semantic_weight"], cfg.semantic_top_k)
-    center = F.mse_loss(outputs["center"], batch["center"])
+    # center MSE over labelled pixels only: void, letterbox padding and crowd regions weigh 0
+    cw = batch["center_weight"].unsqueeze(1)
+    center = (F.mse_loss(outputs["center"], batch["center"], reduction="none") * cw).sum() / cw.sum().clamp(min=1)
     w = batch["offset_weight"].unsqueeze(1)
     offset = (F.l1_loss(outputs["offset"], batch["offset"], reduction="none") * w).sum() / (w.sum() * 2).clamp(min=1)
     total = cfg.semantic * sem + cfg.center * center + cfg.offset * offset

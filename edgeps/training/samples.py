@@ -1,19 +1,22 @@
-"""One augmented training sample: image + panoptic ground truth -> network input + targets.
+"""One training sample: image + panoptic ground truth -> network input + targets.
 
-numpy/OpenCV only. The image goes through :func:`edgeps.preprocess.preprocess` (the very
-function inference uses); targets come from :func:`edgeps.data.targets.panoptic_targets`.
+numpy/OpenCV only. The geometry is the deployed one: the frame is scaled to fit the model
+input exactly as :func:`edgeps.preprocess.preprocess` letterboxes it (same resize rule, same
+padding colour, same mean/std), then jittered in scale and cropped; padding is void in the
+targets, so every loss ignores it. With ``augment=False`` the network input equals
+``preprocess(frame, spec)``. Targets come from :func:`edgeps.data.targets.panoptic_targets`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
 
-from edgeps import VOID_LABEL
+from edgeps import LABEL_DIVISOR, VOID_LABEL
 from edgeps.data.targets import panoptic_targets
-from edgeps.preprocess import InputSpec, preprocess
+from edgeps.preprocess import InputSpec, frame_geometry, pad_color_bgr, preprocess
 from edgeps.training.config import DataConfig
 
 IGNORE = 255
@@ -21,16 +24,19 @@ IGNORE = 255
 
 @dataclass
 class TrainSample:
+    """Network input and targets of one crop of (h, w) pixels."""
+
     image: np.ndarray  # (3, h, w) float32, normalized
-    semantic: np.ndarray  # (h, w) int64, IGNORE on void
+    semantic: np.ndarray  # (h, w) int64, IGNORE on void, padding (and crowd when asked)
     semantic_weight: np.ndarray  # (h, w) float32, small instances up-weighted
     center: np.ndarray  # (1, h, w) float32
+    center_weight: np.ndarray  # (h, w) float32: 0 on void, padding and crowd regions
     offset: np.ndarray  # (2, h, w) float32
     offset_weight: np.ndarray  # (h, w) float32
 
 
 def resize_pair(image: np.ndarray, panoptic: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Image (bilinear) and panoptic map (nearest) to ``size`` (H, W)."""
+    """Image (bilinear, as preprocess) and panoptic map (nearest) to ``size`` (H, W)."""
     h, w = size
     if image.shape[:2] == (h, w):
         return image, panoptic
@@ -51,6 +57,24 @@ def _color_jitter(image: np.ndarray, strength: float, rng: np.random.Generator) 
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
+def _window(a: np.ndarray, y0: int, x0: int, ch: int, cw: int, fill: object) -> np.ndarray:
+    """The (ch, cw) window of ``a`` whose top-left corner is (y0, x0); outside ``a`` is ``fill``."""
+    top, left = max(0, -y0), max(0, -x0)
+    src = a[max(0, y0) : max(0, y0) + ch - top, max(0, x0) : max(0, x0) + cw - left]
+    bottom, right = ch - top - src.shape[0], cw - left - src.shape[1]
+    if top or bottom or left or right:
+        return cv2.copyMakeBorder(src, top, bottom, left, right, cv2.BORDER_CONSTANT, value=fill)
+    return np.ascontiguousarray(src)
+
+
+def _origin(size: int, crop: int, rng: np.random.Generator | None) -> int:
+    """Crop origin along one axis of a scaled frame of ``size``; negative = padding before it.
+    Random over every placement when augmenting, else centred as the letterbox centres."""
+    if rng is not None:
+        return int(rng.integers(min(0, size - crop), max(0, size - crop) + 1))
+    return (size - crop) // 2 if size >= crop else -((crop - size) // 2)
+
+
 def make_train_sample(
     image: np.ndarray,
     panoptic: np.ndarray,
@@ -58,27 +82,34 @@ def make_train_sample(
     cfg: DataConfig,
     spec: InputSpec,
     rng: np.random.Generator,
+    *,
+    augment: bool = True,
 ) -> TrainSample:
-    """Resize to the model input size, scale-jitter, random crop (void padding), flip, colour."""
-    image, panoptic = resize_pair(image, panoptic, cfg.input_size)
-    s = rng.uniform(*cfg.scale_range)
-    h, w = max(1, round(image.shape[0] * s)), max(1, round(image.shape[1] * s))
+    """Letterbox-scale to ``spec.size``, scale-jitter, crop ``cfg.crop`` (mean-colour padding,
+    void labels), flip, colour-jitter; ``augment=False``: the letterboxed frame at ``spec.size``,
+    nothing random. ``image`` (H, W, 3) uint8 BGR, ``panoptic`` (H, W) int32 train ids."""
+    g = frame_geometry(image.shape[:2], spec)
+    s = float(rng.uniform(*cfg.scale_range)) if augment else 1.0
+    h, w = max(1, round(g.height * s)), max(1, round(g.width * s))
     image, panoptic = resize_pair(image, panoptic, (h, w))
-    ch, cw = cfg.crop
-    if h < ch or w < cw:  # pad: image with mean grey, labels with void
-        ph, pw = max(ch - h, 0), max(cw - w, 0)
-        image = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=(124, 116, 104))
-        panoptic = cv2.copyMakeBorder(panoptic, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=VOID_LABEL)
-        h, w = image.shape[:2]
-    y0, x0 = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-    image = image[y0 : y0 + ch, x0 : x0 + cw]
-    panoptic = panoptic[y0 : y0 + ch, x0 : x0 + cw]
-    if cfg.flip and rng.random() < 0.5:
-        image, panoptic = image[:, ::-1], panoptic[:, ::-1]
-    image = _color_jitter(np.ascontiguousarray(image), cfg.color_jitter, rng)
-    panoptic = np.ascontiguousarray(panoptic)
+    ch, cw = tuple(cfg.crop) if augment else spec.size
+    y0, x0 = _origin(h, ch, rng if augment else None), _origin(w, cw, rng if augment else None)
+    if augment:  # jitter the frame's own pixels only: the padding stays the mean colour
+        image = _color_jitter(image[max(0, y0) : y0 + ch, max(0, x0) : x0 + cw], cfg.color_jitter, rng)
+        y_in, x_in = min(0, y0), min(0, x0)
+    else:
+        y_in, x_in = y0, x0
+    image = _window(image, y_in, x_in, ch, cw, pad_color_bgr(spec))
+    panoptic = _window(panoptic, y0, x0, ch, cw, VOID_LABEL)
+    if augment and cfg.flip and rng.random() < 0.5:
+        image, panoptic = np.ascontiguousarray(image[:, ::-1]), np.ascontiguousarray(panoptic[:, ::-1])
 
     t = panoptic_targets(panoptic, thing_ids, sigma=cfg.center_sigma, ignore_label=IGNORE)
+    void = panoptic == VOID_LABEL
+    crowd = ~void & np.isin(panoptic // LABEL_DIVISOR, thing_ids) & (panoptic % LABEL_DIVISOR == 0)
+    semantic = t.semantic
+    if cfg.ignore_crowd_in_semantic and crowd.any():
+        semantic = np.where(crowd, IGNORE, semantic)
     weight = np.ones(panoptic.shape, np.float32)
     inst = panoptic[t.offset_weight > 0]
     if inst.size:
@@ -87,18 +118,13 @@ def make_train_sample(
         if small.size:
             weight[np.isin(panoptic, small)] = cfg.small_instance_weight
     x = preprocess(image, InputSpec(size=(ch, cw), mean=spec.mean, std=spec.std))[0]
-    return TrainSample(x, t.semantic, weight, t.center[None], t.offsets, t.offset_weight)
+    center_weight = (~void & ~crowd).astype(np.float32)
+    return TrainSample(x, semantic, weight, t.center[None], center_weight, t.offsets, t.offset_weight)
 
 
 def collate(samples: list[TrainSample]) -> dict[str, np.ndarray]:
-    return {
-        "image": np.stack([s.image for s in samples]),
-        "semantic": np.stack([s.semantic for s in samples]),
-        "semantic_weight": np.stack([s.semantic_weight for s in samples]),
-        "center": np.stack([s.center for s in samples]),
-        "offset": np.stack([s.offset for s in samples]),
-        "offset_weight": np.stack([s.offset_weight for s in samples]),
-    }
+    """Stack samples into a batch: one array per :class:`TrainSample` field, batch first."""
+    return {f.name: np.stack([getattr(s, f.name) for s in samples]) for f in fields(TrainSample)}
 
 
 __all__ = ["IGNORE", "TrainSample", "collate", "make_train_sample", "resize_pair"]

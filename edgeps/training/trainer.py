@@ -10,10 +10,10 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from edgeps.atomic import atomic_write_text
@@ -23,11 +23,17 @@ from edgeps.evaluation import evaluate_predictor
 from edgeps.preprocess import InputSpec
 from edgeps.training.checkpoint import load_checkpoint, save_checkpoint
 from edgeps.training.config import TrainConfig
-from edgeps.training.distributed import DistInfo, any_rank, cleanup, init_distributed, shard
+from edgeps.training.distributed import DistInfo, any_rank, cleanup, init_distributed
 from edgeps.training.inference import TorchPredictor
+from edgeps.training.loader import (
+    EpochSampler,
+    TrainSamples,
+    available_cores,
+    default_workers,
+    train_loader,
+)
 from edgeps.training.losses import panoptic_losses
 from edgeps.training.plot import plot_curves
-from edgeps.training.samples import collate, make_train_sample, resize_pair
 
 log = logging.getLogger("edgeps.train")
 
@@ -43,33 +49,53 @@ def resolve_device(name: str) -> torch.device:
 
 
 def open_train_val(cfg: TrainConfig) -> tuple[Any, Any]:
-    """Training and held-out datasets from the config's data specs.
+    """Training and held-out datasets from the config's data specs (no split: ``train`` and
+    ``val``).
 
     Synthetic training data is rendered directly at the model input size, with
     ``data.synth_things`` objects per scene. A ``synth:train:N`` held-out spec (for overfitting
     checks) renders the same way; ``synth:val`` is always the frozen set.
     """
-    from edgeps.data.datasets import SynthDataset, open_dataset
+    from edgeps.data.datasets import open_dataset, parse_data_spec
 
     synth = {"size": tuple(cfg.data.input_size), "n_things": tuple(cfg.data.synth_things)}
-    if cfg.data.train.startswith("synth:train"):
-        train = SynthDataset("train", n=cfg.data.train_images, **synth)
-    else:
-        train = open_dataset(cfg.data.train)
-    val = open_dataset(cfg.data.val, **synth) if cfg.data.val.startswith("synth:train") else open_dataset(cfg.data.val)
+    train_spec, val_spec = parse_data_spec(cfg.data.train), parse_data_spec(cfg.data.val)
+    is_synth_train = train_spec.is_synth and train_spec.split in (None, "train")
+    train = open_dataset(cfg.data.train, default_split="train", **(synth if is_synth_train else {}))
+    is_synth_train_val = val_spec.is_synth and val_spec.split == "train"
+    val = open_dataset(cfg.data.val, default_split="val", **(synth if is_synth_train_val else {}))
     return train, val
 
 
-class _Cache:
-    """Training images held in memory at model input size (rendered/decoded once)."""
+def training_source(cfg: TrainConfig, dataset: Any, show: bool) -> Sequence[Any]:
+    """What the loader draws from: the dataset itself (decoded on access, in the workers), its
+    first ``data.train_images`` images when that is set, and, for synthetic data with that
+    set, those scenes rendered once and kept (a fixed set, like the default config's 400)."""
+    from edgeps.data.datasets import SynthDataset
+    from edgeps.progress import progress
 
-    def __init__(self, dataset: Any, indices: list[int], size: tuple[int, int], show: bool):
-        from edgeps.progress import progress
+    n = len(dataset)
+    if cfg.data.train_images:
+        n = min(cfg.data.train_images, n)
+        log.info("data.train_images: training on the first %d of %d images of %s", n, len(dataset), cfg.data.train)
+    if isinstance(dataset, SynthDataset) and cfg.data.train_images:
+        return [dataset[i] for i in progress(range(n), total=n, desc="rendering training scenes", enabled=show)]
+    return dataset if n == len(dataset) else _Head(dataset, n)
 
-        self.items = []
-        for i in progress(indices, total=len(indices), desc="preparing training images", enabled=show):
-            s = dataset[i]
-            self.items.append(resize_pair(s.image, s.panoptic, size))
+
+class _Head:
+    """The first ``n`` items of a dataset, decoded on access."""
+
+    def __init__(self, dataset: Any, n: int) -> None:
+        self.dataset, self.n = dataset, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Any:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.dataset[i]
 
 
 def autocast_dtype(amp: str, dev: torch.device) -> torch.dtype | None:
@@ -120,29 +146,59 @@ def train(
     device: str = "auto",
     resume: bool = False,
     show_progress: bool = True,
+    init: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train, write checkpoints / metrics.json / curves.png under ``out_dir``; return metrics."""
+    """Train, write checkpoints / metrics.json / curves.png under ``out_dir``; return metrics.
+
+    ``init``: a checkpoint whose weights start the run (fine-tuning; see :func:`init_from_checkpoint`).
+    ``data.workers`` DataLoader processes decode and augment (-1: :func:`default_workers`)."""
     from edgeps.model import ModelConfig, build_model
 
     dev = resolve_device(device)
     info = init_distributed(dev.type)
     try:
-        return _train(cfg, Path(out_dir), max_steps, dev, info, resume, show_progress, ModelConfig, build_model)
+        return _train(cfg, Path(out_dir), max_steps, dev, info, resume, show_progress, init, ModelConfig, build_model)
     finally:
         cleanup(info)
 
 
-def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, ModelConfig, build_model) -> dict[str, Any]:
+def init_from_checkpoint(model: torch.nn.Module, path: str | Path, num_classes: int) -> dict[str, list[str]]:
+    """Load a trained checkpoint's weights into ``model`` to fine-tune it.
+
+    Every tensor is taken, except the semantic head's when the class count differs from the
+    checkpoint's: that head stays freshly initialised (center and offset heads do not depend on
+    classes and are kept). Any other difference (another backbone width, neck, channels) is a
+    ConfigError naming the tensors. Returns ``{"loaded": [...], "reinitialised": [...]}``."""
+    ck = load_checkpoint(path)
+    source = ck["model"]
+    own = model.state_dict()
+    old_classes = len(ck["categories"])
+    reinit_prefix = "semantic_head." if old_classes != num_classes else None
+    bad = sorted(set(own) ^ set(source))
+    bad += [k for k in own if k in source and own[k].shape != source[k].shape and not (reinit_prefix and k.startswith(reinit_prefix))]
+    if bad:
+        raise ConfigError(
+            f"--init {path}: its model differs from the config's beyond the class count "
+            f"({len(bad)} tensors, e.g. {', '.join(bad[:4])}); use the model section it was trained with"
+        )
+    reinit = [k for k in own if reinit_prefix and k.startswith(reinit_prefix)]
+    loaded = {k: v for k, v in source.items() if k not in reinit}
+    model.load_state_dict(loaded, strict=False)
+    return {"loaded": sorted(loaded), "reinitialised": reinit, "classes": [old_classes, num_classes]}
+
+
+def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init, ModelConfig, build_model) -> dict[str, Any]:
     sch = cfg.schedule
     total_steps = max_steps if max_steps is not None else sch.max_steps
     if total_steps < 1:
         raise ConfigError(f"max steps must be >= 1, got {total_steps}")
-    threads = sch.threads or max(1, (os.cpu_count() or 1) // info.world_size)
+    local_world = max(1, min(info.world_size, available_cores()))
+    threads = sch.threads or max(1, available_cores() // local_world)
     torch.set_num_threads(threads)
     torch.manual_seed(sch.seed + info.rank)
-    rng = np.random.default_rng(sch.seed + 1000 * info.rank)
     if dev.type == "cuda":
         torch.cuda.set_device(info.local_rank)
+        torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
     main = info.is_main
     show = show_progress and main
 
@@ -150,17 +206,30 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, Mode
     categories: Categories = train_set.categories
     if [c.name for c in val_set.categories] != [c.name for c in categories]:
         raise ConfigError(f"data.val: its categories differ from data.train's ({val_set.categories.names} vs {categories.names})")
-    n_train = min(cfg.data.train_images, len(train_set)) if cfg.data.train_images else len(train_set)
-    if n_train < 1:
+    if len(train_set) < 1:
         raise DataNotFoundError(f"data.train '{cfg.data.train}' holds no images")
-    cache = _Cache(train_set, shard(n_train, info), tuple(cfg.data.input_size), show)
     spec = InputSpec(size=tuple(cfg.data.input_size))
-    thing_ids = categories.thing_ids
+    source = training_source(cfg, train_set, show)
+    workers = cfg.data.workers if cfg.data.workers >= 0 else default_workers(int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size)))
+    sampler = EpochSampler(len(source), info, sch.seed)
+    if main:
+        log.info(
+            "data: %d training images from %s (%d per epoch per process), %d loader workers per process",
+            len(source), cfg.data.train, sampler.samples_per_epoch, workers,
+        )
 
     mcfg = ModelConfig.from_dict({**cfg.model, "num_classes": len(categories)}, where="model")
     # channels-last (NHWC) activations: oneDNN's convolutions, the depthwise ones above all, run
     # about 1.5x faster that way on a CPU (a step of batch 8 at 256x256: 2.2 -> 1.4 s on 2 cores)
-    model = build_model(mcfg).to(dev, memory_format=torch.channels_last)
+    model = build_model(mcfg)
+    if init is not None:
+        done = init_from_checkpoint(model, init, len(categories))
+        if main:
+            old, new = done["classes"]
+            log.info("--init %s: %d tensors loaded", init, len(done["loaded"]))
+            if done["reinitialised"]:
+                log.info("class count %d -> %d: semantic head re-initialised (%s)", old, new, ", ".join(done["reinitialised"]))
+    model = model.to(dev, memory_format=torch.channels_last)
     if sch.sync_bn and info.enabled:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     net = model
@@ -185,8 +254,14 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, Mode
         step, best_pq = int(ck["step"]), float(ck.get("best_pq", -1.0))
         history = {k: list(v) for k, v in ck.get("history", history).items()}
         elapsed_before = float(ck.get("elapsed_s", 0.0))
+        if int(ck.get("batch_size", sch.batch_size)) != sch.batch_size or int(ck.get("train_images", len(source))) != len(source):
+            raise ConfigError(f"--resume: {ckpt_dir / 'last.pt'} was trained with another batch size or image count; start a new run")
+        sampler.start = sampler.position(step * sch.batch_size)
         if main:
-            log.info("resumed from %s at step %d", ckpt_dir / "last.pt", step)
+            log.info("resumed from %s at step %d (epoch %d)", ckpt_dir / "last.pt", step, sampler.start.epoch)
+    # Workers start here, before the first forward pass, and live for the whole run.
+    batches = iter(train_loader(TrainSamples(source, categories.thing_ids, cfg.data, spec, sch.seed), sampler, sch.batch_size,
+                                workers=workers, device_type=dev.type))
 
     def payload(pq: float | None = None) -> dict[str, Any]:
         return {
@@ -199,6 +274,9 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, Mode
             "categories": categories.to_list(),
             "history": history,
             "elapsed_s": elapsed_before + time.monotonic() - t_start,
+            "epoch": sampler.position(step * sch.batch_size).epoch,
+            "batch_size": sch.batch_size,
+            "train_images": len(source),
             "pretrained": getattr(model, "pretrained_status", "unknown"),
             "pq": pq,
         }
@@ -223,9 +301,7 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, Mode
     model.train()
     last_print = 0.0
     while step < total_steps:
-        idx = rng.integers(0, len(cache.items), size=sch.batch_size)
-        batch_np = collate([make_train_sample(*cache.items[i], thing_ids, cfg.data, spec, rng) for i in idx])
-        batch = {k: torch.from_numpy(v).to(dev, non_blocking=True) for k, v in batch_np.items()}
+        batch = {k: v.to(dev, non_blocking=True) for k, v in next(batches).items() if k != "index"}
         batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             outputs = net(batch["image"])
@@ -271,7 +347,14 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, Mode
     if bar is not None:
         bar.close()
     train_seconds = elapsed_before + time.monotonic() - t_start
-    metrics: dict[str, Any] = {"steps": step, "train_seconds": train_seconds, "world_size": info.world_size}
+    metrics: dict[str, Any] = {
+        "steps": step,
+        "train_seconds": train_seconds,
+        "world_size": info.world_size,
+        "workers": workers,
+        "train_images": len(source),
+        "epochs": step * sch.batch_size / sampler.samples_per_epoch,
+    }
     if main:
         res = evaluate(cfg.data.val_images)
         history["eval_step"].append(step)

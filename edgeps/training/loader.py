@@ -1,0 +1,167 @@
+"""The training data stream: a ``torch.utils.data.DataLoader`` whose workers decode and augment.
+
+- :class:`TrainSamples` maps an ``(epoch, index)`` key to one augmented sample. Its random
+  stream is ``np.random.default_rng([seed, epoch, index])``, so a batch is the same whatever
+  the number of workers, and the same again after ``--resume``.
+- :class:`EpochSampler` yields those keys without end: each epoch is a
+  ``torch.utils.data.DistributedSampler`` permutation (seeded by seed and epoch) of this
+  rank's shard, so ranks never share an image within an epoch. It can start mid-epoch, which
+  is how a resumed run continues exactly where it stopped.
+- :func:`train_loader` puts them in a DataLoader: persistent workers, pinned memory on CUDA,
+  prefetch; each worker runs OpenCV and torch single-threaded. Workers are spawned, not
+  forked: a fork of a process whose OpenCV / OpenMP thread pools already ran can deadlock in
+  the child (it did here, in the first resize of a worker), so the source is pickled to each.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+
+from edgeps.preprocess import InputSpec
+from edgeps.training.config import DataConfig
+from edgeps.training.distributed import DistInfo
+from edgeps.training.samples import collate, make_train_sample
+
+log = logging.getLogger("edgeps.train")
+
+MAX_AUTO_WORKERS = 16
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_workers(local_world_size: int = 1) -> int:
+    """Workers per training process when ``data.workers`` is -1: the cores left to each process
+    after its own compute thread, at most ``MAX_AUTO_WORKERS``; 0 (load in the training
+    process) when a process has a single core."""
+    per_process = available_cores() // max(local_world_size, 1)
+    return max(0, min(MAX_AUTO_WORKERS, per_process - 1))
+
+
+class TrainSamples(torch.utils.data.Dataset):
+    """``(epoch, index) -> dict`` of one augmented sample's arrays (see ``TrainSample``) plus
+    ``index``. ``source`` is any sequence of samples with ``image`` and ``panoptic`` (a dataset
+    decoded on access, or a list of pre-rendered synthetic scenes)."""
+
+    def __init__(self, source: Sequence[Any], thing_ids: list[int], cfg: DataConfig, spec: InputSpec, seed: int) -> None:
+        self.source, self.thing_ids, self.cfg, self.spec, self.seed = source, list(thing_ids), cfg, spec, int(seed)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        epoch, index = key
+        sample = self.source[index]
+        rng = np.random.default_rng([self.seed, int(epoch), int(index)])
+        t = make_train_sample(sample.image, sample.panoptic, self.thing_ids, self.cfg, self.spec, rng)
+        return {"sample": t, "index": int(index)}
+
+
+def collate_batch(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack samples into torch tensors (numpy stacking only: no torch compute in a worker)."""
+    batch = {k: torch.from_numpy(v) for k, v in collate([it["sample"] for it in items]).items()}
+    batch["index"] = torch.tensor([it["index"] for it in items], dtype=torch.int64)
+    return batch
+
+
+@dataclass(frozen=True)
+class StreamPosition:
+    """Where a rank's endless stream stands: ``epoch`` and how many of its samples were used."""
+
+    epoch: int
+    offset: int
+
+
+class EpochSampler(Sampler):
+    """Endless ``(epoch, index)`` keys of this rank's shard, epoch after epoch.
+
+    ``n`` images, ``world_size`` / ``rank`` as DDP's; every epoch's order is a
+    ``DistributedSampler`` (shuffle, ``seed``) with ``set_epoch(epoch)``; the stream starts at
+    ``start`` (an epoch and the number of its samples already used)."""
+
+    def __init__(self, n: int, info: DistInfo, seed: int, start: StreamPosition = StreamPosition(0, 0)) -> None:
+        self.n, self.info, self.seed, self.start = int(n), info, int(seed), start
+        self._sampler = DistributedSampler(range(self.n), num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=self.seed)
+
+    @property
+    def samples_per_epoch(self) -> int:
+        """Samples each rank draws per epoch (the shard, padded to equal length as DDP pads)."""
+        return self._sampler.num_samples
+
+    def position(self, consumed: int) -> StreamPosition:
+        """The position after ``consumed`` samples of this stream (from epoch 0)."""
+        return StreamPosition(consumed // self.samples_per_epoch, consumed % self.samples_per_epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, skip = self.start.epoch, self.start.offset
+        while True:
+            self._sampler.set_epoch(epoch)
+            for k, index in enumerate(self._sampler):
+                if k >= skip:
+                    yield epoch, index
+            epoch, skip = epoch + 1, 0
+
+
+def _worker_init(_: int) -> None:
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def train_loader(
+    samples: TrainSamples,
+    sampler: EpochSampler,
+    batch_size: int,
+    *,
+    workers: int,
+    device_type: str = "cpu",
+    prefetch: int = 4,
+) -> DataLoader:
+    """The DataLoader of training batches (dicts of tensors, see :func:`collate_batch`).
+
+    ``workers`` 0 loads in this process; otherwise persistent worker processes, each holding
+    ``prefetch`` batches ahead; memory pinned when training on CUDA."""
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
+    extra: dict[str, Any] = {}
+    if workers > 0:
+        extra = {
+            "persistent_workers": True,
+            "prefetch_factor": prefetch,
+            "worker_init_fn": _worker_init,
+            "multiprocessing_context": "spawn",
+        }
+    return DataLoader(
+        samples,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate_batch,
+        pin_memory=device_type == "cuda",
+        drop_last=False,
+        **extra,
+    )
+
+
+__all__ = [
+    "EpochSampler",
+    "StreamPosition",
+    "TrainSamples",
+    "available_cores",
+    "collate_batch",
+    "default_workers",
+    "train_loader",
+]
