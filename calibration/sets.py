@@ -58,17 +58,18 @@ def _frames_from_video(path: Path, n: int) -> list[tuple[str, np.ndarray]]:
 
 
 def load_calibration_set(spec: str, input_spec: InputSpec, n: int = 64) -> CalibrationSet:
-    """``spec``: a data spec (synth:train:N, synth:val:N, dataset folder), an image folder or
-    glob, or a video file. ``n``: at most this many frames (spread over a video)."""
+    """``spec``: a data spec (``synth:train:N``, ``DIR[:SPLIT[:N]]`` of a Cityscapes or
+    COCO-panoptic root; no split = val), an image folder or glob, or a video file. ``n``: at
+    most this many frames (the first ones of a dataset, spread over a video)."""
     if n < 1:
         raise ConfigError(f"calibration: need at least one image, asked for {n}")
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"calibration: empty source {spec!r} (a data spec, image folder, glob or video)")
+    from edgeps.data.datasets import is_dataset_spec, open_dataset
+
     path = Path(spec).expanduser()
     frames: list[tuple[str, np.ndarray]]
-    if spec.startswith("synth:") or (path.is_dir() and ((path / "gtFine").is_dir() or list(path.glob("*.json")))):
-        from edgeps.data.datasets import open_dataset
-
+    if is_dataset_spec(spec):
         ds = open_dataset(spec)
         frames = [(ds[i].name, ds[i].image) for i in range(min(n, len(ds)))]
     elif path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:

@@ -14,7 +14,7 @@ from typing import Any
 from edgeps.atomic import replace_dir
 from edgeps.bundle import Manifest, write_manifest
 from edgeps.calibration.sets import CalibrationSet, load_calibration_set
-from edgeps.errors import ConfigError, ExportError
+from edgeps.errors import ConfigError, EdgepsError, ExportError
 from edgeps.export import FORMATS
 from edgeps.export.job import ExportJob
 from edgeps.export.parity import check_parity, parity_report
@@ -35,15 +35,39 @@ class ExportResult:
     parity: dict[str, Any]
 
 
+def _model_data(cfg: Any, calib: str | None, parity_data: str | None, *, need_calib: bool) -> tuple[str, str]:
+    """The calibration and parity specs: as given, else the checkpoint's own training split
+    (calibration) and validation split (parity), which are disjoint images. A checkpoint whose
+    data is not on this machine is an error naming both flags, never a silent fallback."""
+    from edgeps.data.datasets import open_dataset, parse_data_spec
+
+    chosen = []
+    for given, field, split, needed in ((calib, "train", "train", need_calib), (parity_data, "val", "val", True)):
+        if given is not None:
+            chosen.append(given)
+            continue
+        spec = str(parse_data_spec(getattr(cfg.data, field)).with_split(split))
+        if needed:
+            try:
+                open_dataset(spec)
+            except EdgepsError as exc:
+                raise ConfigError(
+                    f"the checkpoint was trained on data.{field} {getattr(cfg.data, field)!r}, which cannot be opened here "
+                    f"({exc}); give calibration and parity images with --calib SPEC and --parity-data SPEC"
+                ) from None
+        chosen.append(spec)
+    return chosen[0], chosen[1]
+
+
 def export_bundles(
     checkpoint: str | Path,
     formats: list[str],
     precisions: list[str],
     out: str | Path,
     *,
-    calib: str = "synth:train:32",
+    calib: str | None = None,
     calib_images: int = 32,
-    parity_data: str = "synth:val:8",
+    parity_data: str | None = None,
     parity_images: int = 8,
     size: tuple[int, int] | None = None,
     target: str = "generic",
@@ -65,6 +89,7 @@ def export_bundles(
         raise ConfigError(f"nothing to export: no format in {formats} supports precisions {precisions}")
     model, categories, cfg = model_from_checkpoint(checkpoint)
     spec = InputSpec(size=tuple(size or cfg.data.input_size), resize=resize)
+    calib, parity_data = _model_data(cfg, calib, parity_data, need_calib=any(p == "int8" for _, p in jobs))
     calibration: CalibrationSet | None = None
     if any(p == "int8" for _, p in jobs):
         calibration = load_calibration_set(calib, spec, n=calib_images)

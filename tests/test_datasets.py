@@ -74,11 +74,88 @@ def test_open_dataset_parses_synth_specs() -> None:
     assert len(open_dataset("synth:train")) == 1_000_000
 
 
-@pytest.mark.parametrize("spec", ["synth", "synth:", "synth:test", "synth:train:0", "synth:train:x", "synth:val:300", "synth:val:1:2", ""])
+@pytest.mark.parametrize("spec", ["synth:", "synth:test", "synth:train:0", "synth:train:x", "synth:val:300", "synth:val:1:2", ""])
 def test_bad_synth_specs_are_config_errors_naming_the_spec(spec: str) -> None:
     with pytest.raises(ConfigError) as err:
         open_dataset(spec)
     assert repr(spec) in str(err.value)
+
+
+def test_synth_without_a_split_takes_the_default_split() -> None:
+    assert open_dataset("synth").split == "val"
+    assert open_dataset("synth", default_split="train", size=SMALL).split == "train"
+
+
+@pytest.fixture(scope="module")
+def two_split_roots(tmp_path_factory):
+    """A COCO (official layout) and a Cityscapes root, each with train (3) and val (2) splits."""
+    from edgeps.data.synth_layouts import write_synth_layout
+
+    roots = {}
+    for fmt in ("coco", "cityscapes"):
+        root = tmp_path_factory.mktemp(fmt)
+        write_synth_layout(root, fmt, 3, split="train", size=(32, 64))
+        write_synth_layout(root, fmt, 2, split="val", size=(32, 64))
+        roots[fmt] = root
+    return roots
+
+
+@pytest.mark.parametrize("fmt", ["coco", "cityscapes"])
+def test_official_layouts_open_by_split(two_split_roots, fmt: str) -> None:
+    root = two_split_roots[fmt]
+    assert len(open_dataset(f"{root}:train")) == 3 and len(open_dataset(f"{root}:val")) == 2
+    assert len(open_dataset(str(root))) == 2  # evaluation's default: val
+    assert len(open_dataset(str(root), default_split="train")) == 3  # training's default: train
+    assert len(open_dataset(f"{root}:train:2")) == 2
+    car = {"coco": 3, "cityscapes": 26}[fmt]
+    ds = open_dataset(f"{root}:val")
+    assert car in ds.categories.dataset_ids and ds.categories[ds.categories.dataset_ids.index(car)].name == "car"
+    # the val split holds the synth:val scenes (seeds SYNTH_VAL_SEED_BASE + i), train the others
+    if fmt == "cityscapes":  # lossless PNG images
+        np.testing.assert_array_equal(ds[1].image, render_scene(SYNTH_VAL_SEED_BASE + 1, (32, 64)).image)
+    if fmt == "coco":  # the image folder follows the split (val2017 for val, whatever exists)
+        assert open_dataset(f"{root}:val").image_dir.name == "val2017"
+        assert open_dataset(f"{root}:train2017").image_dir.name == "train2017"
+
+
+@pytest.mark.parametrize("fmt", ["coco", "cityscapes"])
+def test_unknown_split_names_the_root_and_the_splits_found(two_split_roots, fmt: str) -> None:
+    root = two_split_roots[fmt]
+    with pytest.raises(DataNotFoundError) as err:
+        open_dataset(f"{root}:test")
+    msg = str(err.value)
+    assert repr(f"{root}:test") in msg and "split 'test'" in msg and "train" in msg and "val" in msg
+    with pytest.raises(ConfigError, match="asked for 9 images"):
+        open_dataset(f"{root}:val:9")
+
+
+def test_coco_png_missing_for_an_entry_is_found_on_open(tmp_path) -> None:
+    from edgeps.data.synth_layouts import write_synth_layout
+
+    write_synth_layout(tmp_path, "coco", 2, split="val", size=(32, 64))
+    png = sorted((tmp_path / "annotations" / "panoptic_val2017").glob("*.png"))[1]
+    png.unlink()
+    with pytest.raises(DataNotFoundError) as err:
+        open_dataset(f"{tmp_path}:val")
+    assert "1 of 2 annotations have no panoptic PNG" in str(err.value) and png.name in str(err.value)
+
+
+def test_empty_image_folder_is_named(tmp_path) -> None:
+    from edgeps.data.synth_layouts import write_synth_layout
+
+    write_synth_layout(tmp_path, "coco", 1, split="val", size=(32, 64))
+    for p in (tmp_path / "val2017").iterdir():
+        p.unlink()
+    with pytest.raises(DataNotFoundError, match="image folder .*val2017 is empty"):
+        open_dataset(f"{tmp_path}:val")
+
+
+@pytest.mark.parametrize("spec", ["{root}:", "{root}:va l", "{root}:val:0", "{root}:val:x:1"])
+def test_malformed_folder_specs_name_the_spec(two_split_roots, spec: str) -> None:
+    text = spec.format(root=two_split_roots["coco"])
+    with pytest.raises((ConfigError, DataNotFoundError)) as err:
+        open_dataset(text)
+    assert repr(text) in str(err.value)
 
 
 def test_missing_or_wrong_paths_name_the_spec(tmp_path) -> None:
@@ -163,9 +240,10 @@ def test_coco_sample_with_a_category_subset(coco_sample) -> None:
 def test_coco_missing_image_names_the_file(tmp_path) -> None:
     main(["data", "synth", "--out", str(tmp_path), "--n", "1", "--size", "32x48"])
     (tmp_path / "images" / "000000.png").unlink()
-    ds = CocoPanopticDataset(tmp_path)
-    with pytest.raises(DataNotFoundError, match="000000.png"):
-        ds[0]
+    (tmp_path / "images" / "other.png").write_bytes(b"")  # the folder is not empty: the file is missing
+    with pytest.raises(DataNotFoundError, match="000000.png") as err:  # found on opening, not on reading
+        CocoPanopticDataset(tmp_path)
+    assert "1 of 1 annotations have no image" in str(err.value) and "panoptic.json" in str(err.value)
 
 
 def test_coco_size_mismatch_is_a_format_error(tmp_path) -> None:
@@ -244,8 +322,11 @@ def test_cityscapes_fake_tree(tmp_path) -> None:
 def test_cityscapes_missing_split_names_spec_and_hint(tmp_path) -> None:
     _fake_cityscapes(tmp_path, "val")
     with pytest.raises(DataNotFoundError) as err:
-        open_dataset(str(tmp_path), split="train")
-    assert repr(str(tmp_path)) in str(err.value) and "createPanopticImgs" in str(err.value)
+        open_dataset(f"{tmp_path}:train")
+    assert repr(f"{tmp_path}:train") in str(err.value) and "createPanopticImgs" in str(err.value)
+    assert "split 'train'" in str(err.value) and "splits found: val" in str(err.value)
+    with pytest.raises(DataNotFoundError, match="splits found: val"):
+        open_dataset(str(tmp_path), default_split="train")  # no split in the spec: training opens train
 
 
 def test_cityscapes_missing_image(tmp_path) -> None:
@@ -253,4 +334,4 @@ def test_cityscapes_missing_image(tmp_path) -> None:
     for p in (tmp_path / "leftImg8bit").rglob("*.png"):
         p.unlink()
     with pytest.raises(DataNotFoundError, match="leftImg8bit"):
-        CityscapesPanopticDataset(tmp_path)[0]
+        CityscapesPanopticDataset(tmp_path)

@@ -15,6 +15,7 @@ from edgeps import LABEL_DIVISOR, VOID_LABEL
 from edgeps.apps.cli import main
 from edgeps.data import synth_layouts
 from edgeps.data.street import SYNTH_VAL_SEED_BASE, render_scene
+from edgeps.data.synth_layouts import CITYSCAPES_CITY as CITY
 from edgeps.data.synth_layouts import dataset_categories, remap_panoptic, write_synth_layout
 from edgeps.data.synthetic import SYNTH_CATEGORIES
 from edgeps.io.coco_panoptic import coco_to_panoptic, read_id_png
@@ -72,14 +73,14 @@ def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return roots
 
 
-def _cs_stem(seq: int) -> str:
-    return f"synthcity_{seq:06d}_000019"
+def _cs_stem(seq: int, split: str = "train") -> str:
+    return f"{CITY[split]}_{seq:06d}_000019"
 
 
 def _cs_seeds(split: str) -> list[tuple[int, str]]:
     """(seed, stem) of each image of a Cityscapes split written by the fixture."""
     if split == "val":
-        return [(SYNTH_VAL_SEED_BASE + i, _cs_stem(i)) for i in range(N_VAL)]
+        return [(SYNTH_VAL_SEED_BASE + i, _cs_stem(i, "val")) for i in range(N_VAL)]
     return [(TRAIN_SEED + i, _cs_stem(TRAIN_SEED + i)) for i in range(N_TRAIN)]
 
 
@@ -90,13 +91,14 @@ def test_cityscapes_layout_on_disk_both_splits(layouts: dict[str, Path]) -> None
         expected |= {f"gtFine/cityscapes_panoptic_{split}.json"}
         for _, stem in _cs_seeds(split):
             expected |= {
-                f"leftImg8bit/{split}/synthcity/{stem}_leftImg8bit.png",
-                f"gtFine/{split}/synthcity/{stem}_gtFine_instanceIds.png",
-                f"gtFine/{split}/synthcity/{stem}_gtFine_labelIds.png",
+                f"leftImg8bit/{split}/{CITY[split]}/{stem}_leftImg8bit.png",
+                f"gtFine/{split}/{CITY[split]}/{stem}_gtFine_instanceIds.png",
+                f"gtFine/{split}/{CITY[split]}/{stem}_gtFine_labelIds.png",
                 f"gtFine/cityscapes_panoptic_{split}/{stem}_gtFine_panoptic.png",
             }
     assert _files(layouts["cityscapes"]) == expected  # also: no temporary file left behind
-    assert _cs_seeds("val")[0][1] == "synthcity_000000_000019"
+    assert _cs_seeds("val")[0][1] == "synthvalcity_000000_000019"
+    assert _cs_seeds("train")[0][1] == f"synthcity_{TRAIN_SEED:06d}_000019"  # splits never share a stem, as in Cityscapes
 
 
 @pytest.mark.parametrize("split", ["train", "val"])
@@ -105,10 +107,10 @@ def test_cityscapes_images_ids_and_encoding(layouts: dict[str, Path], split: str
     saw_car = False
     for seed, stem in _cs_seeds(split):
         scene = render_scene(seed, SIZE)  # val: synth:val's own seeds
-        image_path = root / "leftImg8bit" / split / "synthcity" / f"{stem}_leftImg8bit.png"
+        image_path = root / "leftImg8bit" / split / CITY[split] / f"{stem}_leftImg8bit.png"
         image = cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED)
         np.testing.assert_array_equal(image, scene.image)
-        gt = root / "gtFine" / split / "synthcity"
+        gt = root / "gtFine" / split / CITY[split]
         inst = cv2.imread(str(gt / f"{stem}_gtFine_instanceIds.png"), cv2.IMREAD_UNCHANGED)
         labels = cv2.imread(str(gt / f"{stem}_gtFine_labelIds.png"), cv2.IMREAD_UNCHANGED)
         assert inst.dtype == np.uint16 and inst.shape == SIZE
@@ -336,6 +338,6 @@ def test_layout_image_matches_rgb_id_encoding(layouts: dict[str, Path]) -> None:
     root = layouts["cityscapes"]
     _, stem = _cs_seeds("val")[0]
     gt = root / "gtFine"
-    inst = cv2.imread(str(gt / "val" / "synthcity" / f"{stem}_gtFine_instanceIds.png"), cv2.IMREAD_UNCHANGED)
+    inst = cv2.imread(str(gt / "val" / CITY["val"] / f"{stem}_gtFine_instanceIds.png"), cv2.IMREAD_UNCHANGED)
     rgb = cv2.imread(str(gt / "cityscapes_panoptic_val" / f"{stem}_gtFine_panoptic.png"), cv2.IMREAD_COLOR)[..., ::-1]
     np.testing.assert_array_equal(rgb_to_id(rgb), inst.astype(np.uint32))

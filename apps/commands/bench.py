@@ -38,7 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--cache", type=Path, help="bundle cache (default ~/.cache/edgeps/bench/<checkpoint sha256[:12]>/<HxW>/)")
     src.add_argument("--compare", type=Path, nargs=2, metavar=("A.json", "B.json"), help="side-by-side table of two bench JSONs with ratios B/A")
     run_ = parser.add_argument_group("how to measure")
-    run_.add_argument("--data", default="synth:val:8", help="frames to run on (data spec)")
+    run_.add_argument(
+        "--data", default="synth:val:8",
+        help="frames to run on, a data spec: synth:val:8 (default), synth:train:N or DIR[:SPLIT[:N]] of a "
+        "Cityscapes or COCO-panoptic root (no split = val); every image is loaded into memory, so give a small N",
+    )
     run_.add_argument("--iters", type=int, default=20, help="timed calls per bundle")
     run_.add_argument("--frames", type=int, help="deprecated alias of --iters")
     run_.add_argument("--warmup", type=int, default=3, help="untimed calls first")

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth.add_argument(
         "--format", default="flat", metavar="{flat,coco,cityscapes}",
         help="flat (default): images/, panoptic/, panoptic.json with the synthetic ids 0..7; "
-        "cityscapes: leftImg8bit/{split}/synthcity/, gtFine/{split}/synthcity/ (instanceIds, labelIds), "
+        "cityscapes: leftImg8bit/{split}/{city}/, gtFine/{split}/{city}/ (instanceIds, labelIds), "
         "gtFine/cityscapes_panoptic_{split}.json + PNGs as createPanopticImgs writes them, Cityscapes label ids; "
         "coco: {split}2017/*.jpg, annotations/panoptic_{split}2017.json + PNGs, COCO panoptic ids",
     )
@@ -63,7 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth.add_argument("--frames", type=int, default=120, help="video length in frames (default 120)")
     synth.add_argument("--fps", type=float, default=15.0, help="video frame rate (default 15)")
     stats = sub.add_parser("stats", help="thing-pixel fraction, occlusion and instances per image of a data spec", description="thing-pixel fraction, occlusion and instances per image of a data spec")
-    stats.add_argument("--data", default="synth:val", help="data spec: synth:val (default), synth:train:N or a folder")
+    stats.add_argument(
+        "--data", default="synth:val",
+        help="data spec: synth:val[:N] (default synth:val), synth:train:N, or DIR[:SPLIT[:N]] of a Cityscapes or "
+        "COCO-panoptic root (no split = val)",
+    )
     stats.add_argument("--n", type=int, help="measure only the first N images")
 
 

@@ -14,7 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", type=Path, help="training checkpoint (.pt)")
     src.add_argument("--bundle", type=Path, nargs="+", help="one or more exported bundle folders")
-    parser.add_argument("--data", default="synth:val", help="synth:val (default) or a COCO-panoptic folder")
+    parser.add_argument(
+        "--data", default="synth:val",
+        help="data spec: synth:val[:N] (default synth:val), synth:train[:N], or DIR[:SPLIT[:N]] of a Cityscapes or "
+        "COCO-panoptic root (no split = val); see docs/training.md",
+    )
     parser.add_argument("--max-images", type=int, help="evaluate only the first N images")
     parser.add_argument("--backend", help="runtime backend for --bundle (default: the bundle's own)")
     parser.add_argument("--threads", type=int, help="inference threads")

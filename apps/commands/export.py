@@ -16,9 +16,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--formats", default="torch,onnx", help=f"comma list of {', '.join(FORMATS)}")
     parser.add_argument("--precision", default="fp32", help="comma list of fp32, fp16, int8")
-    parser.add_argument("--calib", default="synth:train:32", help="int8 calibration source: data spec, image folder/glob or video")
+    parser.add_argument(
+        "--calib", metavar="SPEC",
+        help="int8 calibration images: a data spec (DIR[:SPLIT[:N]], no split = val; synth:train:N), an image folder/glob "
+        "or a video (default: the checkpoint's own training split)",
+    )
     parser.add_argument("--calib-images", type=int, default=32)
-    parser.add_argument("--parity-data", default="synth:val:8", help="held-out images for the parity gate (disjoint from --calib)")
+    parser.add_argument(
+        "--parity-data", metavar="SPEC",
+        help="held-out images for the parity gate, disjoint from --calib (default: the checkpoint's own validation split)",
+    )
     parser.add_argument("--parity-images", type=int, default=8)
     parser.add_argument("--size", help="model input HxW (default: the training input size)")
     parser.add_argument("--target", default="generic", help="int8 target: generic (safe on CPUs without VNNI), cpu-vnni; onnx also tensorrt, openvino also gpu, npu")

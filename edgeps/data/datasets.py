@@ -58,6 +58,7 @@ __all__ = [
     "Dataset",
     "Sample",
     "SynthDataset",
+    "is_dataset_spec",
     "open_dataset",
     "parse_data_spec",
 ]
@@ -402,6 +403,19 @@ def parse_data_spec(spec: str) -> DataSpec:
         return DataSpec(head, split, n)
     except EdgepsError as exc:
         raise type(exc)(f"data spec {spec!r}: {exc}") from exc
+
+
+def is_dataset_spec(spec: str) -> bool:
+    """Does ``spec`` name a dataset (synthetic, or a Cityscapes / COCO-panoptic root with an
+    optional split), rather than a plain folder of images, a glob or a video?"""
+    try:
+        parsed = parse_data_spec(spec)
+    except EdgepsError:
+        return False
+    if parsed.is_synth:
+        return True
+    root = Path(parsed.source).expanduser()
+    return root.is_dir() and ((root / "gtFine").is_dir() or bool(_coco_jsons(root)))
 
 
 def open_dataset(spec: str, *, default_split: str = "val", **kw: Any) -> Dataset:

@@ -25,14 +25,14 @@ bicycle     33          2 ``bicycle``
 ==========  ==========  ==============================
 
 Cityscapes layout (what the real dataset plus cityscapesscripts' ``createPanopticImgs`` give),
-with ``stem = synthcity_{seq:06d}_000019`` and ``seq`` the seed's place in its split's seed
+with ``stem = {city}_{seq:06d}_000019`` (city ``synthcity`` in train, ``synthvalcity`` in val) and ``seq`` the seed's place in its split's seed
 range (train: the seed itself; val: i, for seed ``SYNTH_VAL_SEED_BASE + i``)::
 
-    leftImg8bit/{split}/synthcity/{stem}_leftImg8bit.png          image (PNG, lossless)
-    gtFine/{split}/synthcity/{stem}_gtFine_instanceIds.png        uint16: stuff and crowd = label id,
+    leftImg8bit/{split}/{city}/{stem}_leftImg8bit.png          image (PNG, lossless)
+    gtFine/{split}/{city}/{stem}_gtFine_instanceIds.png        uint16: stuff and crowd = label id,
                                                                   instance k (from 0) = label id * 1000 + k,
                                                                   unlabeled (void) 0
-    gtFine/{split}/synthcity/{stem}_gtFine_labelIds.png           uint8 label ids, void 0
+    gtFine/{split}/{city}/{stem}_gtFine_labelIds.png           uint8 label ids, void 0
     gtFine/cityscapes_panoptic_{split}/{stem}_gtFine_panoptic.png  RGB segment ids (R + 256 G + 256^2 B)
     gtFine/cityscapes_panoptic_{split}.json
 
@@ -108,7 +108,8 @@ LAYOUT_FORMATS = ("cityscapes", "coco")
 
 SPLITS = ("train", "val")
 
-CITYSCAPES_CITY = "synthcity"
+CITYSCAPES_CITY = {"train": "synthcity", "val": "synthvalcity"}
+"""The fake city of each split: real Cityscapes splits hold different cities, so their stems never collide."""
 """The fake city of the Cityscapes layout (no underscore: the image id's first field is the city)."""
 
 CITYSCAPES_FRAME = 19
@@ -292,11 +293,12 @@ def _write_cityscapes(
     images, annotations = [], []
     for seed in seeds:
         s = render_scene(seed, size)
-        stem = f"{CITYSCAPES_CITY}_{seed - base:06d}_{CITYSCAPES_FRAME:06d}"
-        write_image(root / "leftImg8bit" / split / CITYSCAPES_CITY / f"{stem}_leftImg8bit.png", s.image)
+        city = CITYSCAPES_CITY[split]
+        stem = f"{city}_{seed - base:06d}_{CITYSCAPES_FRAME:06d}"
+        write_image(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png", s.image)
         pan = remap_panoptic(s.panoptic, "cityscapes")
         instance_ids = panoptic_to_instance_ids(pan, CITYSCAPES_CATEGORIES)
-        gt = root / "gtFine" / split / CITYSCAPES_CITY
+        gt = root / "gtFine" / split / city
         write_instance_ids_png(gt / f"{stem}_gtFine_instanceIds.png", instance_ids)
         write_image(gt / f"{stem}_gtFine_labelIds.png", np.where(pan < 0, 0, pan // LABEL_DIVISOR).astype(np.uint8))
         write_id_png(png_dir / f"{stem}_gtFine_panoptic.png", instance_ids)

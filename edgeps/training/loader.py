@@ -54,7 +54,7 @@ def default_workers(local_world_size: int = 1) -> int:
 
 class TrainSamples(torch.utils.data.Dataset):
     """``(epoch, index) -> dict`` of one augmented sample's arrays (see ``TrainSample``) plus
-    ``index``. ``source`` is any sequence of samples with ``image`` and ``panoptic`` (a dataset
+    ``index`` and ``epoch``. ``source`` is any sequence of samples with ``image`` and ``panoptic`` (a dataset
     decoded on access, or a list of pre-rendered synthetic scenes)."""
 
     def __init__(self, source: Sequence[Any], thing_ids: list[int], cfg: DataConfig, spec: InputSpec, seed: int) -> None:
@@ -68,13 +68,14 @@ class TrainSamples(torch.utils.data.Dataset):
         sample = self.source[index]
         rng = np.random.default_rng([self.seed, int(epoch), int(index)])
         t = make_train_sample(sample.image, sample.panoptic, self.thing_ids, self.cfg, self.spec, rng)
-        return {"sample": t, "index": int(index)}
+        return {"sample": t, "index": int(index), "epoch": int(epoch)}
 
 
 def collate_batch(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     """Stack samples into torch tensors (numpy stacking only: no torch compute in a worker)."""
     batch = {k: torch.from_numpy(v) for k, v in collate([it["sample"] for it in items]).items()}
     batch["index"] = torch.tensor([it["index"] for it in items], dtype=torch.int64)
+    batch["epoch"] = torch.tensor([it["epoch"] for it in items], dtype=torch.int64)
     return batch
 
 

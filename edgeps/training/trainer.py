@@ -127,6 +127,22 @@ def _native_bf16() -> bool:
         return False
 
 
+def _shard_report(drawn: set[int], info: DistInfo) -> dict[str, Any]:
+    """How many images each rank drew in its first epoch, and how many more than one rank drew
+    (0: the DistributedSampler kept the shards disjoint)."""
+    sets = [drawn]
+    if info.enabled:
+        import torch.distributed as dist
+
+        sets = [set() for _ in range(info.world_size)]
+        dist.all_gather_object(sets, drawn)
+    seen: dict[int, int] = {}
+    for s in sets:
+        for i in s:
+            seen[i] = seen.get(i, 0) + 1
+    return {"per_rank": [len(s) for s in sets], "overlap": sum(1 for c in seen.values() if c > 1)}
+
+
 def _lr_lambda(cfg: TrainConfig, total: int):
     warm = max(cfg.schedule.warmup_steps, 0)
 
@@ -297,11 +313,16 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
         except ImportError:
             bar = None
     t_start = time.monotonic()
+    first_epoch, drawn = sampler.start.epoch, set()  # the images this rank drew in its first epoch
+    # Throughput is timed from the step after the first few (worker start-up, cuDNN autotuning).
+    first_timed, t_timed = step + min(5, max((total_steps - step) // 4, 0)), None
     budget = sch.max_minutes * 60.0
     model.train()
     last_print = 0.0
     while step < total_steps:
-        batch = {k: v.to(dev, non_blocking=True) for k, v in next(batches).items() if k != "index"}
+        loaded = next(batches)
+        drawn.update(loaded["index"][loaded["epoch"] == first_epoch].tolist())
+        batch = {k: v.to(dev, non_blocking=True) for k, v in loaded.items() if k not in ("index", "epoch")}
         batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             outputs = net(batch["image"])
@@ -314,6 +335,10 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
         scaler.update()
         sched.step()
         step += 1
+        if step == first_timed:
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            t_timed = time.monotonic()
         vals = {k: float(v.detach()) for k, v in losses.items()}
         if main:
             history["step"].append(step)
@@ -346,7 +371,11 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
             break
     if bar is not None:
         bar.close()
-    train_seconds = elapsed_before + time.monotonic() - t_start
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    t_end = time.monotonic()
+    train_seconds = elapsed_before + t_end - t_start
+    steps_per_s = (step - first_timed) / (t_end - t_timed) if t_timed is not None and step > first_timed else None
     metrics: dict[str, Any] = {
         "steps": step,
         "train_seconds": train_seconds,
@@ -354,7 +383,16 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
         "workers": workers,
         "train_images": len(source),
         "epochs": step * sch.batch_size / sampler.samples_per_epoch,
+        "steps_per_s": steps_per_s,  # after the first few steps; None for a very short run
+        "images_per_s": None if steps_per_s is None else steps_per_s * sch.batch_size * info.world_size,
     }
+    metrics["shards"] = _shard_report(drawn, info)
+    if main and info.enabled:
+        log.info("data shards: %s images per rank in the first epoch, %d drawn by more than one rank",
+                 metrics["shards"]["per_rank"], metrics["shards"]["overlap"])
+    if main and steps_per_s is not None:
+        log.info("throughput: %.2f steps/s, %.1f images/s (%d processes, %d workers each)",
+                 steps_per_s, metrics["images_per_s"], info.world_size, workers)
     if main:
         res = evaluate(cfg.data.val_images)
         history["eval_step"].append(step)
