@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="training data spec, overrides data.train: DIR[:SPLIT[:N]] (Cityscapes or COCO-panoptic root; no split = train) "
         "or synth:train[:N]",
     )
-    parser.add_argument("--val-data", metavar="SPEC", help="held-out data spec, overrides data.val (no split = val)")
+    parser.add_argument("--val-data", metavar="SPEC", help="held-out data spec, overrides data.val (no split = val; "
+                        "default with --data DIR: the val split of DIR)")
     parser.add_argument("--init", type=Path, metavar="CKPT", help="start from this checkpoint's weights (fine-tuning); "
                         "the semantic head is re-initialised when the class count differs")
     parser.add_argument("--workers", type=int, help="data loader processes per training process (overrides data.workers; "
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             parse_data_spec(value)  # a malformed spec fails here, naming itself
             setattr(cfg.data, field, value)
+    if args.data is not None and args.val_data is None and not parse_data_spec(args.data).is_synth:
+        cfg.data.val = parse_data_spec(args.data).source  # the same root; no split = its val split
     if args.workers is not None:
         if args.workers < 0:
             raise ConfigError(f"--workers: expected >= 0, got {args.workers}")

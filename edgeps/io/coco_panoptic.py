@@ -8,6 +8,7 @@ which keeps ids unique, non-zero and reversible for any class id, including 0.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from edgeps import LABEL_DIVISOR, VOID_LABEL
 from edgeps.atomic import atomic_path, atomic_write_text
 from edgeps.categories import Categories
 from edgeps.errors import DataNotFoundError, FormatError, InputShapeError
-from edgeps.panoptic import id_to_rgb, rgb_to_id, segments_of
+from edgeps.panoptic import compact_ids, id_to_rgb, rgb_to_id, segments_of
 
 
 def read_id_png(path: str | Path) -> np.ndarray:
@@ -31,6 +32,8 @@ def read_id_png(path: str | Path) -> np.ndarray:
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise FormatError(f"{path}: not a readable image")
+    if sys.byteorder == "little":  # bytes R, G, B, A read as one uint32: R + 256 G + 256^2 B (+ A << 24, masked)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA).view(np.uint32)[..., 0] & np.uint32(0xFFFFFF)
     return rgb_to_id(bgr[..., ::-1])
 
 
@@ -144,13 +147,13 @@ def coco_to_panoptic(
             if counters[cat] >= label_divisor:
                 raise FormatError(f"class {cat} has more than {label_divisor - 1} instances in one image")
             values[k] = cat * label_divisor + counters[cat]
+    # Look up the few distinct ids of the image, then spread their values over the pixels.
+    distinct, inverse = compact_ids(ids.astype(np.int64))
     order = np.argsort(seg_ids)
-    flat = ids.astype(np.int64).ravel()
-    pos = np.searchsorted(seg_ids[order], flat)
-    pos = np.clip(pos, 0, max(len(seg_ids) - 1, 0))
-    known = (seg_ids[order][pos] == flat) if len(seg_ids) else np.zeros(flat.shape, bool)
-    out = np.where(known, values[order][pos] if len(seg_ids) else void_label, void_label)
-    return out.reshape(ids.shape).astype(np.int32)
+    pos = np.clip(np.searchsorted(seg_ids[order], distinct), 0, max(len(seg_ids) - 1, 0))
+    known = (seg_ids[order][pos] == distinct) if len(seg_ids) else np.zeros(distinct.shape, bool)
+    per_id = np.where(known, values[order][pos] if len(seg_ids) else void_label, void_label).astype(np.int32)
+    return per_id[inverse].reshape(ids.shape)
 
 
 def panoptic_to_coco(

@@ -42,7 +42,9 @@ def any_rank(flag: bool, info: DistInfo) -> bool:
     """True on every rank if ``flag`` is True on any rank (so all ranks stop together)."""
     if not info.enabled:
         return flag
-    t = torch.tensor([1.0 if flag else 0.0])
+    # NCCL reduces CUDA tensors only; gloo takes CPU ones
+    device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from edgeps import LABEL_DIVISOR, VOID_LABEL
 from edgeps.data.targets import panoptic_targets
+from edgeps.panoptic import compact_ids
 from edgeps.preprocess import InputSpec, frame_geometry, pad_color_bgr, preprocess
 from edgeps.training.config import DataConfig
 
@@ -111,12 +112,12 @@ def make_train_sample(
     if cfg.ignore_crowd_in_semantic and crowd.any():
         semantic = np.where(crowd, IGNORE, semantic)
     weight = np.ones(panoptic.shape, np.float32)
-    inst = panoptic[t.offset_weight > 0]
-    if inst.size:
-        ids, area = np.unique(inst, return_counts=True)
-        small = ids[area < cfg.small_instance_area]
-        if small.size:
-            weight[np.isin(panoptic, small)] = cfg.small_instance_weight
+    on_instance = t.offset_weight > 0
+    if on_instance.any():
+        ids, inverse = compact_ids(panoptic[on_instance])
+        small = np.bincount(inverse, minlength=len(ids)) < cfg.small_instance_area
+        if small.any():
+            weight[on_instance] = np.where(small[inverse], cfg.small_instance_weight, 1.0)
     x = preprocess(image, InputSpec(size=(ch, cw), mean=spec.mean, std=spec.std))[0]
     center_weight = (~void & ~crowd).astype(np.float32)
     return TrainSample(x, semantic, weight, t.center[None], center_weight, t.offsets, t.offset_weight)
