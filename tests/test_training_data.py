@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,13 @@ from edgeps.errors import ConfigError
 from edgeps.preprocess import InputSpec
 from edgeps.training.config import DataConfig, config_from_dict
 from edgeps.training.distributed import DistInfo
-from edgeps.training.loader import EpochSampler, StreamPosition, TrainSamples, train_loader
+from edgeps.training.loader import (
+    BatchStream,
+    EpochSampler,
+    StreamPosition,
+    TrainSamples,
+    train_loader,
+)
 from edgeps.training.samples import IGNORE, make_train_sample
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,9 +110,10 @@ def _batches(source, workers: int, k: int, start: StreamPosition | None = None, 
     cfg = DataConfig(input_size=SIZE, crop=(48, 48), scale_range=(0.75, 1.5), color_jitter=0.25)
     samples = TrainSamples(source, [5, 6, 7], cfg, InputSpec(size=SIZE), seed)
     loader = train_loader(samples, EpochSampler(len(source), DistInfo(), seed, start or StreamPosition(0, 0)), 4, workers=workers)
-    it = iter(loader)
-    out = [next(it) for _ in range(k)]
-    del it, loader
+    previous = signal.getsignal(signal.SIGCHLD)
+    with BatchStream(loader) as batches:
+        out = [next(batches) for _ in range(k)]
+    assert signal.getsignal(signal.SIGCHLD) is previous  # torch's worker handler does not outlive the stream
     return out
 
 

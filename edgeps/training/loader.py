@@ -18,6 +18,8 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +28,7 @@ import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data._utils import signal_handling
 
 from edgeps.preprocess import InputSpec
 from edgeps.training.config import DataConfig
@@ -164,7 +167,45 @@ def train_loader(
     )
 
 
+class BatchStream:
+    """The batches of a :func:`train_loader`, whose worker processes and signal handler end
+    with :meth:`close` (or the ``with`` block).
+
+    torch's DataLoader installs a SIGCHLD handler for its workers and leaves it for the life of
+    the process; in a process that trains and then goes on (a notebook, a test run), a later
+    subprocess ending ran that handler inside ``subprocess.communicate`` and the interpreter
+    crashed (seen here). Closing shuts the workers down and puts the previous handler back."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        self._main_thread = threading.current_thread() is threading.main_thread()
+        self._previous = signal.getsignal(signal.SIGCHLD) if self._main_thread else None
+        self._it: Iterator[dict[str, torch.Tensor]] | None = iter(loader)
+
+    def __iter__(self) -> BatchStream:
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        if self._it is None:
+            raise StopIteration
+        return next(self._it)
+
+    def close(self) -> None:
+        if self._it is None:
+            return
+        self._it = None  # the iterator's finalizer stops and joins the workers
+        if self._main_thread and signal.getsignal(signal.SIGCHLD) is not self._previous:
+            signal.signal(signal.SIGCHLD, self._previous)
+            signal_handling._SIGCHLD_handler_set = False  # a later loader installs it again
+
+    def __enter__(self) -> BatchStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 __all__ = [
+    "BatchStream",
     "EpochSampler",
     "StreamPosition",
     "TrainSamples",

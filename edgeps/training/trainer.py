@@ -26,6 +26,7 @@ from edgeps.training.config import TrainConfig
 from edgeps.training.distributed import DistInfo, any_rank, cleanup, init_distributed
 from edgeps.training.inference import TorchPredictor
 from edgeps.training.loader import (
+    BatchStream,
     EpochSampler,
     TrainSamples,
     available_cores,
@@ -276,8 +277,8 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
         if main:
             log.info("resumed from %s at step %d (epoch %d)", ckpt_dir / "last.pt", step, sampler.start.epoch)
     # Workers start here, before the first forward pass, and live for the whole run.
-    batches = iter(train_loader(TrainSamples(source, categories.thing_ids, cfg.data, spec, sch.seed), sampler, sch.batch_size,
-                                workers=workers, device_type=dev.type))
+    batches = BatchStream(train_loader(TrainSamples(source, categories.thing_ids, cfg.data, spec, sch.seed), sampler,
+                                       sch.batch_size, workers=workers, device_type=dev.type))
 
     def payload(pq: float | None = None) -> dict[str, Any]:
         return {
@@ -371,6 +372,7 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
             break
     if bar is not None:
         bar.close()
+    batches.close()
     if dev.type == "cuda":
         torch.cuda.synchronize()
     t_end = time.monotonic()
