@@ -117,9 +117,29 @@ def _batches(source, workers: int, k: int, start: StreamPosition | None = None, 
     return out
 
 
-def test_batches_do_not_depend_on_the_worker_count() -> None:
+_TWO_WORKERS = """
+import sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from test_training_data import _batches, _small_source
+
+if __name__ == "__main__":  # spawned workers import this script again
+    batches = _batches(_small_source(), 2, 4)
+    np.savez({out!r}, **{{f"{{i}}_{{k}}": v.numpy() for i, b in enumerate(batches) for k, v in b.items()}})
+"""
+
+
+def test_batches_do_not_depend_on_the_worker_count(tmp_path) -> None:
+    """2 spawned workers (in a process of their own, as `edgeps train` runs them) give the same
+    batches as loading in the training process."""
+    script = tmp_path / "two_workers.py"
+    script.write_text(_TWO_WORKERS.format(tests=str(Path(__file__).parent), out=str(tmp_path / "b.npz")))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saved = np.load(tmp_path / "b.npz")
     source = _small_source()
-    a, b = _batches(source, 0, 4), _batches(source, 2, 4)
+    a = _batches(source, 0, 4)
+    b = [{k: torch.from_numpy(saved[f"{i}_{k}"]) for k in x} for i, x in enumerate(a)]
     assert [x["epoch"].tolist() for x in a] == [[0, 0, 0, 0], [0, 0, 1, 1], [1, 1, 1, 1], [2, 2, 2, 2]]
     for x, y in zip(a, b):
         assert x.keys() == y.keys()
@@ -257,8 +277,10 @@ def layout_run(request, tmp_path_factory):
     raw["loss"] = {"semantic_top_k": 1.0}  # plain mean: 10 steps learn the large stuff classes, so the dump has segments
     (tmp / "cfg.yaml").write_text(yaml.safe_dump(raw))
     run = tmp / "run"
-    assert main(["train", "--config", str(tmp / "cfg.yaml"), "--data", str(root), "--val-data", f"{root}:val",
-                 "--workers", "2", "--out", str(run), "--no-progress", "--device", "cpu"]) == 0
+    cmd = [sys.executable, "-m", "edgeps.apps.cli", "train", "--config", str(tmp / "cfg.yaml"), "--data", str(root),
+           "--val-data", f"{root}:val", "--workers", "2", "--out", str(run), "--no-progress", "--device", "cpu"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # workers spawned by the training process
+    assert proc.returncode == 0, proc.stderr[-3000:]
     bundles = tmp / "bundles"
     assert main(["export", "--checkpoint", str(run / "checkpoints" / "last.pt"), "--formats", "onnx", "--precision", "int8",
                  "--calib-images", "4", "--parity-images", "4", "--out", str(bundles)]) == 0
@@ -321,3 +343,14 @@ def test_export_without_the_models_data_names_both_flags(tiny_checkpoint, tmp_pa
     with pytest.raises(ConfigError) as err:
         export_bundles(tmp_path / "moved.pt", ["onnx"], ["int8"], tmp_path / "out")
     assert "--calib" in str(err.value) and "--parity-data" in str(err.value) and "gone" in str(err.value)
+
+
+def test_worker_and_thread_defaults_share_the_cores_out() -> None:
+    from edgeps.training.loader import available_cores, compute_threads, default_workers
+
+    cores = available_cores()
+    assert default_workers(1, in_memory=True) == 0  # a decoded set in memory: loading stays in the step
+    assert default_workers(1) == max(0, min(16, cores - 1))
+    assert default_workers(cores) == 0  # one core per process: no room for a worker
+    assert compute_threads(0) == cores and compute_threads(cores + 4) == 1
+    assert compute_threads(default_workers(1)) + default_workers(1) == max(cores, 1 + default_workers(1))

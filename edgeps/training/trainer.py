@@ -29,7 +29,7 @@ from edgeps.training.loader import (
     BatchStream,
     EpochSampler,
     TrainSamples,
-    available_cores,
+    compute_threads,
     default_workers,
     train_loader,
 )
@@ -209,9 +209,6 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
     total_steps = max_steps if max_steps is not None else sch.max_steps
     if total_steps < 1:
         raise ConfigError(f"max steps must be >= 1, got {total_steps}")
-    local_world = max(1, min(info.world_size, available_cores()))
-    threads = sch.threads or max(1, available_cores() // local_world)
-    torch.set_num_threads(threads)
     torch.manual_seed(sch.seed + info.rank)
     if dev.type == "cuda":
         torch.cuda.set_device(info.local_rank)
@@ -227,12 +224,16 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
         raise DataNotFoundError(f"data.train '{cfg.data.train}' holds no images")
     spec = InputSpec(size=tuple(cfg.data.input_size))
     source = training_source(cfg, train_set, show)
-    workers = cfg.data.workers if cfg.data.workers >= 0 else default_workers(int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size)))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size))
+    in_memory = isinstance(source, list)
+    workers = cfg.data.workers if cfg.data.workers >= 0 else default_workers(local_world, in_memory=in_memory)
+    threads = sch.threads or compute_threads(workers, local_world)
+    torch.set_num_threads(threads)
     sampler = EpochSampler(len(source), info, sch.seed)
     if main:
         log.info(
-            "data: %d training images from %s (%d per epoch per process), %d loader workers per process",
-            len(source), cfg.data.train, sampler.samples_per_epoch, workers,
+            "data: %d training images from %s (%d per epoch per process), %d loader workers and %d compute threads per process",
+            len(source), cfg.data.train, sampler.samples_per_epoch, workers, threads,
         )
 
     mcfg = ModelConfig.from_dict({**cfg.model, "num_classes": len(categories)}, where="model")
@@ -383,6 +384,7 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
         "train_seconds": train_seconds,
         "world_size": info.world_size,
         "workers": workers,
+        "threads": threads,
         "train_images": len(source),
         "epochs": step * sch.batch_size / sampler.samples_per_epoch,
         "steps_per_s": steps_per_s,  # after the first few steps; None for a very short run
