@@ -139,7 +139,7 @@ def test_batches_do_not_depend_on_the_worker_count(tmp_path) -> None:
     saved = np.load(tmp_path / "b.npz")
     source = _small_source()
     a = _batches(source, 0, 4)
-    b = [{k: torch.from_numpy(saved[f"{i}_{k}"]) for k in x} for i, x in enumerate(a)]
+    b = [{k: torch.from_numpy(saved[f"{i}_{k}"]) for k in x} for i, x in enumerate(a)]  # saved from tensors
     assert [x["epoch"].tolist() for x in a] == [[0, 0, 0, 0], [0, 0, 1, 1], [1, 1, 1, 1], [2, 2, 2, 2]]
     for x, y in zip(a, b):
         assert x.keys() == y.keys()

@@ -279,7 +279,7 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
             log.info("resumed from %s at step %d (epoch %d)", ckpt_dir / "last.pt", step, sampler.start.epoch)
     # Workers start here, before the first forward pass, and live for the whole run.
     batches = BatchStream(train_loader(TrainSamples(source, categories.thing_ids, cfg.data, spec, sch.seed), sampler,
-                                       sch.batch_size, workers=workers), pin=dev.type == "cuda")
+                                       sch.batch_size, workers=workers, device_type=dev.type))
 
     def payload(pq: float | None = None) -> dict[str, Any]:
         return {
