@@ -87,7 +87,7 @@ def main() -> int:
     window = [u for (ts, u, _) in samples if t_first is not None and t_first + 10 <= ts <= (t_end or ts)]
     result = {
         "device": args.device,
-        "images_written": args.images,
+        "train_images": metrics["train_images"],
         "image_size": args.size,
         "write_seconds": round(write_s, 1),
         "steps": metrics["steps"],
