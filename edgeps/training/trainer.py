@@ -130,7 +130,8 @@ def _native_bf16() -> bool:
 
 def _shard_report(drawn: set[int], info: DistInfo) -> dict[str, Any]:
     """How many images each rank drew in its first epoch, and how many more than one rank drew
-    (0: the DistributedSampler kept the shards disjoint)."""
+    (0: the DistributedSampler kept the shards disjoint; when the image count is not a multiple
+    of the world size, its padding repeats up to world size - 1 images)."""
     sets = [drawn]
     if info.enabled:
         import torch.distributed as dist
