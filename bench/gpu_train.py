@@ -7,7 +7,8 @@ Writes ``OUT/gpu_train.json`` (steps/s, images/s, utilization mean/median over t
 loop, the samples) and ``OUT/train.log``. Utilization counts the samples between the first
 step's log line + 10 s and the end of the loop (start-up, worker spawning and the closing
 evaluation left out). The same script with ``--device cpu --steps 50`` gives the CPU figure
-the GPU's images/s is compared with.
+the GPU's images/s is compared with. ``--loader-seconds S`` first measures what the loader alone
+delivers (images/s from the same workers, no training step): the most the GPU can be fed.
 """
 
 from __future__ import annotations
@@ -37,6 +38,35 @@ def sample_gpu(samples: list[tuple[float, float, float]], stop: threading.Event)
         stop.wait(1.0)
 
 
+def loader_alone(config: str, data: str, seconds: float, workers: int | None) -> dict:
+    """images/s the training DataLoader delivers with nothing consuming it but this loop."""
+    from edgeps.data.datasets import open_dataset
+    from edgeps.preprocess import InputSpec
+    from edgeps.training.config import load_config
+    from edgeps.training.distributed import DistInfo
+    from edgeps.training.loader import (
+        BatchStream,
+        EpochSampler,
+        TrainSamples,
+        default_workers,
+        train_loader,
+    )
+
+    cfg = load_config(config)
+    ds = open_dataset(data, default_split="train")
+    n_workers = workers if workers is not None else default_workers()
+    samples = TrainSamples(ds, cfg.data, InputSpec(size=tuple(cfg.data.input_size)), cfg.schedule.seed)
+    loader = train_loader(samples, EpochSampler(len(ds), DistInfo(), 0), cfg.schedule.batch_size, workers=n_workers)
+    images, t0 = 0, None
+    with BatchStream(loader) as batches:
+        for _ in range(3):  # worker start-up
+            next(batches)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            images += len(next(batches)["index"])
+    return {"loader_workers": n_workers, "loader_images_per_s": images / (time.monotonic() - t0)}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
@@ -48,6 +78,7 @@ def main() -> int:
     p.add_argument("--device", default="cuda")
     p.add_argument("--workers", type=int, help="loader workers (default: the config's, from the core count)")
     p.add_argument("--config", default="configs/cityscapes.yaml")
+    p.add_argument("--loader-seconds", type=float, default=0.0, help="first time the loader alone for this long")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     cli = [sys.executable, "-m", "edgeps.apps.cli"]
@@ -58,6 +89,9 @@ def main() -> int:
         subprocess.run(cli + ["data", "synth", "--format", "cityscapes", "--out", str(args.data), "--n", "4", "--size", args.size,
                               "--split", "val"], check=True)
     write_s = time.monotonic() - t
+    alone = loader_alone(args.config, f"{args.data}:train", args.loader_seconds, args.workers) if args.loader_seconds > 0 else {}
+    if alone:
+        print(json.dumps(alone), flush=True)
     cmd = cli + ["train", "--config", args.config, "--data", f"{args.data}:train", "--val-data", f"{args.data}:val:4",
                  "--out", str(args.out / "run"), "--no-progress", "--device", args.device]
     cmd += ["--max-steps", str(args.steps)] if args.steps else ["--max-minutes", str(args.minutes), "--max-steps", "1000000"]
@@ -94,6 +128,7 @@ def main() -> int:
         "workers": metrics["workers"],
         "steps_per_s": metrics["steps_per_s"],
         "images_per_s": metrics["images_per_s"],
+        **alone,
         "gpu_util_mean": statistics.fmean(window) if window else None,
         "gpu_util_median": statistics.median(window) if window else None,
         "gpu_mem_max_mib": max((m for _, _, m in samples), default=None),

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from edgeps.errors import ConfigError, DataNotFoundError, FormatError
+from edgeps.io.images import read_bgr
 from edgeps.preprocess import InputSpec, preprocess
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -31,7 +32,7 @@ class CalibrationSet:
 def _frames_from_images(paths: list[Path]) -> list[tuple[str, np.ndarray]]:
     out = []
     for p in paths:
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        img = read_bgr(p)
         if img is None:
             raise FormatError(f"calibration image {p}: not a readable image")
         out.append((p.name, img))

@@ -637,3 +637,22 @@ def test_gt_checks(sample: Sample, tmp_path: Path) -> None:
     with pytest.raises(FormatError, match="77 is listed in segments_info but absent") as info:
         evaluate_coco_panoptic(gt_json, gt_dir, pred_json, pred_dir)
     assert str(gt_dir / "000000439180.png") in str(info.value)
+
+
+def test_coco_to_panoptic_table_and_compact_lookups_agree(monkeypatch) -> None:
+    """Ids below DIRECT_LOOKUP_MAX_ID (Cityscapes') go through a table, others through the
+    distinct ids; both give the same map: unlisted ids are void, a repeated id keeps its first
+    entry, crowd and stuff get instance 0, things are numbered in segments_info order."""
+    from edgeps.io import coco_panoptic
+    from edgeps.io.coco_panoptic import coco_to_panoptic
+
+    rng = np.random.default_rng(0)
+    ids = rng.choice(np.array([0, 7, 26001, 26002, 24000, 99999, 33001], np.uint32), size=(40, 50))
+    segments = [{"id": 26001, "category_id": 26}, {"id": 26002, "category_id": 26}, {"id": 24000, "category_id": 24, "iscrowd": 1},
+                {"id": 7, "category_id": 7}, {"id": 33001, "category_id": 33}, {"id": 26001, "category_id": 33}]
+    kw = {"category_map": {7: 0, 24: 11, 26: 13, 33: 18}, "thing_ids": [11, 13, 18]}
+    table = coco_to_panoptic(ids, segments, **kw)
+    monkeypatch.setattr(coco_panoptic, "DIRECT_LOOKUP_MAX_ID", 0)
+    compact = coco_to_panoptic(ids, segments, **kw)
+    np.testing.assert_array_equal(table, compact)
+    assert set(np.unique(table).tolist()) == {-1, 0, 11000, 13001, 13002, 18001}

@@ -95,16 +95,17 @@ def test_a_few_steps_reduce_the_loss(amp):
     from edgeps.data.datasets import SynthDataset
     from edgeps.model import ModelConfig, build_model
     from edgeps.preprocess import InputSpec
+    from edgeps.training.batch import collate_crops, train_batch
     from edgeps.training.losses import panoptic_losses
-    from edgeps.training.samples import collate, make_train_sample
+    from edgeps.training.samples import make_train_crop
 
     torch.manual_seed(0)
     cfg = config_from_dict(TINY)
     ds = SynthDataset("train", n=2, size=(128, 256), n_things=(3, 5))
     rng = np.random.default_rng(0)
     spec = InputSpec(size=(128, 256))
-    batch = collate([make_train_sample(ds[i].image, ds[i].panoptic, ds.categories.thing_ids, cfg.data, spec, rng) for i in range(2)])
-    batch = {k: torch.from_numpy(v) for k, v in batch.items()}
+    crops = collate_crops([make_train_crop(ds[i].image, ds[i].panoptic, cfg.data, spec, rng) for i in range(2)])
+    batch = train_batch(crops, ds.categories.thing_ids, cfg.data, spec, torch.device("cpu"))
     model = build_model(ModelConfig.from_dict({**cfg.model, "num_classes": len(ds.categories)}))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []

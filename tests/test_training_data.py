@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from edgeps.apps.cli import main
 from edgeps.data.datasets import open_dataset
 from edgeps.errors import ConfigError
 from edgeps.preprocess import InputSpec
+from edgeps.training.batch import collate_crops, train_batch
 from edgeps.training.config import DataConfig, config_from_dict
 from edgeps.training.distributed import DistInfo
 from edgeps.training.loader import (
@@ -31,7 +33,7 @@ from edgeps.training.loader import (
     TrainSamples,
     train_loader,
 )
-from edgeps.training.samples import IGNORE, make_train_sample
+from edgeps.training.samples import IGNORE, make_train_crop
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (64, 128)
@@ -47,6 +49,14 @@ def tiny_config(**data) -> dict:
                      "checkpoint_every": 0, "threads": 2},
         "postprocess": {"stuff_area": 32},
     }
+
+
+def make_train_sample(frame, pan, thing_ids, cfg, spec, rng, *, augment=True) -> SimpleNamespace:
+    """One frame through the whole training path: the worker's crop, then the device's inputs
+    and targets (on the CPU here), as numpy arrays of the one sample."""
+    crop = make_train_crop(frame, pan, cfg, spec, rng, augment=augment)
+    batch = train_batch(collate_crops([crop]), thing_ids, cfg, spec, torch.device("cpu"))
+    return SimpleNamespace(**{k: v[0].numpy() for k, v in batch.items()})
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -101,6 +111,61 @@ def test_crowd_gets_no_center_and_optionally_no_semantic() -> None:
         assert s.center[0][crowd].max() < s.center.max()  # the peak is the single car's
 
 
+def test_device_targets_equal_the_numpy_reference() -> None:
+    """The batched torch targets (made on the training device) equal panoptic_targets per image:
+    void, crowd, stuff, several instances of several classes, a center near the border."""
+    from edgeps.data.targets import panoptic_targets
+    from edgeps.training.batch import panoptic_batch_targets
+
+    ds = open_dataset("synth:train:3", size=SIZE)
+    pans = [ds[i].panoptic for i in range(3)]
+    extra = np.full(SIZE, 1 * LABEL_DIVISOR, np.int32)  # stuff, a crowd, a small car at the corner, void
+    extra[:10, :20] = 5 * LABEL_DIVISOR
+    extra[60:, 125:] = 5 * LABEL_DIVISOR + 7
+    extra[20:30, 40:60] = VOID_LABEL
+    pans.append(extra)
+    things = sorted(set(ds.categories.thing_ids) | {5})
+    t = panoptic_batch_targets(torch.from_numpy(np.stack(pans)), things, sigma=3.0, small_instance_area=150,
+                               small_instance_weight=3.0, ignore_crowd_in_semantic=True)
+    for i, pan in enumerate(pans):
+        ref = panoptic_targets(pan, things, sigma=3.0)
+        crowd = (pan != VOID_LABEL) & np.isin(pan // LABEL_DIVISOR, things) & (pan % LABEL_DIVISOR == 0)
+        np.testing.assert_allclose(t["center"][i, 0].numpy(), ref.center, atol=1e-6)
+        np.testing.assert_array_equal(t["offset"][i].numpy(), ref.offsets)
+        np.testing.assert_array_equal(t["offset_weight"][i].numpy(), ref.offset_weight)
+        np.testing.assert_array_equal(t["semantic"][i].numpy(), np.where(crowd, IGNORE, ref.semantic))
+        np.testing.assert_array_equal(t["center_weight"][i].numpy(), ((pan != VOID_LABEL) & ~crowd).astype(np.float32))
+        ids, area = np.unique(pan[ref.offset_weight > 0], return_counts=True)
+        small = np.isin(pan, ids[area < 150]) & (ref.offset_weight > 0)
+        np.testing.assert_array_equal(t["semantic_weight"][i].numpy(), np.where(small, 3.0, 1.0))
+    assert t["center"][3, 0, 62:, 126:].max() == 1.0  # the corner car's peak, clipped Gaussian
+
+
+def test_device_colour_jitter_matches_the_uint8_formula_inside_the_frame_only() -> None:
+    from edgeps.training.batch import network_inputs
+
+    rng = np.random.default_rng(0)
+    spec = InputSpec(size=SIZE)
+    image = rng.integers(0, 256, size=(2, *SIZE, 3), dtype=np.uint8)
+    jitter = np.array([[1.2, 0.9, 1.1, 1.3, 20.0], [1.0, 1.0, 1.0, 1.0, 0.0]], np.float32)
+    box = np.array([[8, 56, 0, 100], [0, 64, 0, 128]], np.int32)
+    x = network_inputs(torch.from_numpy(image), torch.from_numpy(jitter), torch.from_numpy(box), spec).numpy()
+    t, b, left, r = box[0]
+    region = image[0, t:b, left:r].astype(np.float64) * jitter[0, :3]  # the uint8 formula, float64
+    m = region.mean()
+    expect = np.clip((region - m) * jitter[0, 3] + m + jitter[0, 4], 0, 255).astype(np.uint8)
+    want = image[0].copy()
+    want[t:b, left:r] = expect
+    std, mean = np.asarray(spec.std, np.float32), np.asarray(spec.mean, np.float32)
+    got = np.rint(x[0].transpose(1, 2, 0) * std + mean)[..., ::-1]  # back to BGR 0..255
+    assert np.abs(got - want).max() <= 1  # float32 on the device vs float64: one level at most
+    assert (got[:t] == image[0, :t]).all() and (got[:, r:] == image[0, :, r:]).all()  # outside the frame: untouched
+    # a row without jitter is exactly preprocess's normalization
+    from edgeps.preprocess import preprocess
+
+    np.testing.assert_array_equal(x[1], preprocess(image[1], spec)[0])
+
+
 # ----------------------------------------------------------------------------- the stream
 def _small_source(n: int = 6):
     return [open_dataset(f"synth:train:{n}", size=SIZE)[i] for i in range(n)]
@@ -108,7 +173,7 @@ def _small_source(n: int = 6):
 
 def _batches(source, workers: int, k: int, start: StreamPosition | None = None, seed: int = 3):
     cfg = DataConfig(input_size=SIZE, crop=(48, 48), scale_range=(0.75, 1.5), color_jitter=0.25)
-    samples = TrainSamples(source, [5, 6, 7], cfg, InputSpec(size=SIZE), seed)
+    samples = TrainSamples(source, cfg, InputSpec(size=SIZE), seed)
     loader = train_loader(samples, EpochSampler(len(source), DistInfo(), seed, start or StreamPosition(0, 0)), 4, workers=workers)
     previous = signal.getsignal(signal.SIGCHLD)
     with BatchStream(loader) as batches:

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from edgeps import LABEL_DIVISOR
@@ -50,6 +49,7 @@ from edgeps.io.coco_panoptic import (
     load_coco_panoptic,
     read_id_png,
 )
+from edgeps.io.images import read_bgr
 
 __all__ = [
     "CityscapesPanopticDataset",
@@ -175,7 +175,7 @@ class _PanopticSetDataset:
         path = self._ann_image_path(ann)
         if not path.is_file():
             raise DataNotFoundError(f"image not found: {path} (for annotation {ann['file_name']})")
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        image = read_bgr(path)
         if image is None:
             raise FormatError(f"{path}: not a readable image")
         ids = read_id_png(self._set.png_path(ann))

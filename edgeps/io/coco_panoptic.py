@@ -21,6 +21,7 @@ from edgeps import LABEL_DIVISOR, VOID_LABEL
 from edgeps.atomic import atomic_path, atomic_write_text
 from edgeps.categories import Categories
 from edgeps.errors import DataNotFoundError, FormatError, InputShapeError
+from edgeps.io.images import read_rgb
 from edgeps.panoptic import compact_ids, id_to_rgb, rgb_to_id, segments_of
 
 
@@ -29,12 +30,12 @@ def read_id_png(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"panoptic PNG not found: {path}")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
+    rgb = read_rgb(path)
+    if rgb is None:
         raise FormatError(f"{path}: not a readable image")
     if sys.byteorder == "little":  # bytes R, G, B, A read as one uint32: R + 256 G + 256^2 B (+ A << 24, masked)
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA).view(np.uint32)[..., 0] & np.uint32(0xFFFFFF)
-    return rgb_to_id(bgr[..., ::-1])
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA).view(np.uint32)[..., 0] & np.uint32(0xFFFFFF)
+    return rgb_to_id(rgb)
 
 
 def write_id_png(path: str | Path, ids: np.ndarray) -> None:
@@ -111,6 +112,9 @@ def load_coco_panoptic(json_path: str | Path, png_dir: str | Path, require_categ
     return CocoPanopticSet(json_path, png_dir, data)
 
 
+DIRECT_LOOKUP_MAX_ID = 1 << 20  # ids below this are looked up in a table (4 MB at most)
+
+
 def coco_to_panoptic(
     ids: np.ndarray,
     segments_info: Iterable[Mapping],
@@ -147,6 +151,12 @@ def coco_to_panoptic(
             if counters[cat] >= label_divisor:
                 raise FormatError(f"class {cat} has more than {label_divisor - 1} instances in one image")
             values[k] = cat * label_divisor + counters[cat]
+    top = int(ids.max(initial=0))
+    if 0 <= int(ids.min(initial=0)) and top < DIRECT_LOOKUP_MAX_ID:  # a table over the id range (Cityscapes' ids)
+        table = np.full(top + 1, void_label, np.int32)
+        listed = (seg_ids >= 0) & (seg_ids <= top)
+        table[seg_ids[listed][::-1]] = values[listed][::-1]  # a repeated id keeps its first entry
+        return table[ids]
     # Look up the few distinct ids of the image, then spread their values over the pixels.
     distinct, inverse = compact_ids(ids.astype(np.int64))
     order = np.argsort(seg_ids)

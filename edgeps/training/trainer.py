@@ -21,6 +21,7 @@ from edgeps.categories import Categories
 from edgeps.errors import ConfigError, DataNotFoundError
 from edgeps.evaluation import evaluate_predictor
 from edgeps.preprocess import InputSpec
+from edgeps.training.batch import train_batch
 from edgeps.training.checkpoint import load_checkpoint, save_checkpoint
 from edgeps.training.config import TrainConfig
 from edgeps.training.distributed import DistInfo, any_rank, cleanup, init_distributed
@@ -279,7 +280,7 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
         if main:
             log.info("resumed from %s at step %d (epoch %d)", ckpt_dir / "last.pt", step, sampler.start.epoch)
     # Workers start here, before the first forward pass, and live for the whole run.
-    batches = BatchStream(train_loader(TrainSamples(source, categories.thing_ids, cfg.data, spec, sch.seed), sampler,
+    batches = BatchStream(train_loader(TrainSamples(source, cfg.data, spec, sch.seed), sampler,
                                        sch.batch_size, workers=workers, device_type=dev.type))
 
     def payload(pq: float | None = None) -> dict[str, Any]:
@@ -325,8 +326,7 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
     while step < total_steps:
         loaded = next(batches)
         drawn.update(loaded["index"][loaded["epoch"] == first_epoch].tolist())
-        batch = {k: v.to(dev, non_blocking=True) for k, v in loaded.items() if k not in ("index", "epoch")}
-        batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+        batch = train_batch(loaded, categories.thing_ids, cfg.data, spec, dev)
         with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             outputs = net(batch["image"])
         losses = panoptic_losses({k: v.float() for k, v in outputs.items()}, batch, cfg.loss)
