@@ -17,15 +17,18 @@ from edgeps import __version__
 from edgeps.atomic import atomic_write_text
 from edgeps.categories import Categories
 from edgeps.errors import DataNotFoundError, FormatError
+from edgeps.formats import FORMATS, PRECISIONS
 from edgeps.io.yaml_file import read_yaml
 from edgeps.postprocess import PostprocessSettings
 from edgeps.preprocess import InputSpec
 
 MANIFEST_NAME = "edgeps.yaml"
 FORMAT_VERSION = 1
-FORMATS = ("torch", "onnx", "openvino", "tflite")
-PRECISIONS = ("fp32", "fp16", "int8")
+# The heads of every exported graph, in output order (manifests index outputs by position), and
+# their layouts: semantic is the class map (argmax in the graph), the others are float maps.
 HEADS = ("semantic", "semantic_prob", "center", "offset")
+HEAD_LAYOUTS = {"semantic": "NHW", "semantic_prob": "NHW", "center": "NCHW", "offset": "NCHW"}
+FLOAT_HEADS = HEADS[1:]
 
 
 @dataclass
@@ -128,6 +131,9 @@ def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
         raise FormatError(f"{where}.format: expected one of {', '.join(FORMATS)}, got {raw['format']!r}")
     if raw["precision"] not in PRECISIONS:
         raise FormatError(f"{where}.precision: expected one of {', '.join(PRECISIONS)}, got {raw['precision']!r}")
+    if raw["precision"] not in FORMATS[raw["format"]].precisions:
+        offered = ", ".join(FORMATS[raw["format"]].precisions)
+        raise FormatError(f"{where}.precision: a {raw['format']} bundle is {offered}, got {raw['precision']!r}")
     try:
         categories = Categories.from_list(raw["categories"], where=f"{where}.categories")
     except ValueError as exc:

@@ -39,7 +39,9 @@ KEEP_FLOAT = (".predictor.",)
 FLOAT_STEM = (".encoder.features.0.", ".encoder.features.1.")
 
 
-def _export_fp32(job: ExportJob, path) -> None:
+def _export_fp32(job: ExportJob, path) -> str:
+    """The fp32 graph at ``path``; returns the exporter that made it (``dynamo``, or
+    ``torchscript`` at opset 17 when the dynamo exporter failed)."""
     deploy = DeployModel(job.model).eval()
     x = torch.zeros(1, 3, *job.spec.size)
     dynamic = {"input": {2: "height", 3: "width"}} if job.dynamic_hw else None
@@ -54,6 +56,7 @@ def _export_fp32(job: ExportJob, path) -> None:
                 deploy, (x,), input_names=["input"], output_names=list(OUTPUT_HEADS), opset_version=OPSET, dynamo=True, **kwargs
             )
             prog.save(str(path))
+            exporter = "dynamo"
     except Exception as exc:  # the dynamo exporter is young: fall back to the TorchScript one
         log.warning("dynamo ONNX export failed (%s); using the legacy exporter", str(exc).splitlines()[0][:200])
         torch.onnx.export(
@@ -66,11 +69,19 @@ def _export_fp32(job: ExportJob, path) -> None:
             dynamic_axes=dynamic,
             dynamo=False,
         )
+        exporter = "torchscript"
     model = onnx.load(str(path))
     onnx.checker.check_model(model)
     names = [o.name for o in model.graph.output]
     if names != list(OUTPUT_HEADS):
         raise ExportError(f"ONNX export produced outputs {names}, expected {list(OUTPUT_HEADS)}")
+    return exporter
+
+
+def graph_opset(path) -> int:
+    """The default-domain (ai.onnx) opset the ONNX file at ``path`` declares."""
+    model = onnx.load(str(path), load_external_data=False)
+    return next(int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def _to_fp16(src, dst) -> None:
@@ -150,16 +161,19 @@ def _to_int8(job: ExportJob, src, dst) -> dict:
 def export(job: ExportJob) -> ExportArtifact:
     path = job.out_dir / job.model_file
     if job.precision == "fp32":
-        _export_fp32(job, path)
-        return ExportArtifact(job.model_file, {"opset": OPSET, "dynamic_hw": job.dynamic_hw})
-    fp32 = job.out_dir / "model_fp32.tmp.onnx"
-    _export_fp32(job, fp32)
-    try:
-        if job.precision == "fp16":
-            _to_fp16(fp32, path)
-            target = {"note": "fp16 for GPU providers (CUDA/TensorRT); slow on CPU"}
-        else:
-            target = _to_int8(job, fp32, path)
-    finally:
-        fp32.unlink(missing_ok=True)
+        exporter = _export_fp32(job, path)
+        target: dict = {"dynamic_hw": job.dynamic_hw}
+    else:
+        fp32 = job.out_dir / "model_fp32.tmp.onnx"
+        exporter = _export_fp32(job, fp32)
+        try:
+            if job.precision == "fp16":
+                _to_fp16(fp32, path)
+                target = {"note": "fp16 for GPU providers (CUDA/TensorRT); slow on CPU"}
+            else:
+                target = _to_int8(job, fp32, path)
+        finally:
+            fp32.unlink(missing_ok=True)
+    # what the file really is: the fallback exporter writes opset 17, quantization may raise it
+    target.update(opset=graph_opset(path), exporter=exporter)
     return ExportArtifact(job.model_file, target)

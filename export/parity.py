@@ -1,7 +1,18 @@
 """The parity gate: an exported bundle against the torch fp32 model on held-out images.
 
-Per-head max abs diff, class-map agreement, and PQ of both on the same images. fp32 exports
-must match to 1e-3 on every float head; int8 exports need >= 98 % class-map agreement.
+Per-head max and mean abs diff, class-map agreement, and PQ of both on the same images. The
+bars:
+
+    precision   float heads                                   class-map agreement   PQ
+    fp32        max |diff| <= FP_TOLERANCE on each            -                     -
+    fp16        mean |diff| <= FP16_MEAN_TOLERANCE, finite    >= FP16_MIN_AGREEMENT  within FP16_MAX_PQ_POINTS
+    int8        -                                             >= INT8_MIN_AGREEMENT  -
+
+fp16 is held to means, not maxima: rounding the weights to fp16 moves single pixels far (a
+probability by 0.17, an offset at an instance edge by 7 px, measured alike on all three
+backends) while the maps agree on 99.8 % of pixels and PQ does not move. The bars sit several
+times above what the built-in model's exports measure (docs/measurements.md) and far below what
+a broken export gives (an overflowed head is inf or NaN, a wrong one disagrees everywhere).
 """
 
 from __future__ import annotations
@@ -11,13 +22,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgeps.bundle import FLOAT_HEADS, HEADS
 from edgeps.errors import ExportError
 from edgeps.evaluation import evaluate_predictor
 from edgeps.model.deploy import DeployModel
 
 FP_TOLERANCE = 1e-3
+FP16_MEAN_TOLERANCE = {"semantic_prob": 0.01, "center": 0.005, "offset": 0.5}  # offsets in pixels
+FP16_MIN_AGREEMENT = 0.99
+FP16_MAX_PQ_POINTS = 1.0
 INT8_MIN_AGREEMENT = 0.98
-FLOAT_HEADS = ("semantic_prob", "center", "offset")
 
 
 class _Subset:
@@ -36,6 +50,7 @@ def parity_report(runtime: Any, reference: Any, model: torch.nn.Module, dataset:
     predictor built from ``model``) on the first ``n`` images of ``dataset``."""
     deploy = DeployModel(model).eval()
     max_diff = dict.fromkeys(FLOAT_HEADS, 0.0)
+    sum_diff, count = dict.fromkeys(FLOAT_HEADS, 0.0), dict.fromkeys(FLOAT_HEADS, 0)
     agree, total = 0, 0
     subset = _Subset(dataset, n)
     for i in range(len(subset)):
@@ -46,9 +61,13 @@ def parity_report(runtime: Any, reference: Any, model: torch.nn.Module, dataset:
             x = x.permute(0, 3, 1, 2).contiguous()
         with torch.inference_mode():
             ref = [t.numpy() for t in deploy(x)]
-        ref = dict(zip(("semantic", "semantic_prob", "center", "offset"), ref))
+        ref = dict(zip(HEADS, ref))
         for head in FLOAT_HEADS:
-            max_diff[head] = max(max_diff[head], float(np.abs(got[head].astype(np.float32) - ref[head]).max()))
+            diff = np.abs(got[head].astype(np.float32) - ref[head])
+            d = float(diff.max())
+            max_diff[head] = max(max_diff[head], d) if np.isfinite(d) else float("inf")  # a NaN head fails the gate
+            sum_diff[head] += float(diff.astype(np.float64).sum())
+            count[head] += diff.size
         agree += int((got["semantic"] == ref["semantic"]).sum())
         total += ref["semantic"].size
     pq_bundle = evaluate_predictor(runtime, subset, show_progress=False)["All"]["pq"]
@@ -56,6 +75,8 @@ def parity_report(runtime: Any, reference: Any, model: torch.nn.Module, dataset:
     return {
         "images": len(subset),
         "max_abs_diff": max_diff,
+        "mean_abs_diff": {h: (sum_diff[h] / count[h] if np.isfinite(sum_diff[h]) else float("inf")) if count[h] else 0.0
+                          for h in FLOAT_HEADS},
         "class_agreement": agree / max(total, 1),
         "pq_torch_fp32": pq_torch,
         "pq_bundle": pq_bundle,
@@ -67,9 +88,24 @@ def parity_report(runtime: Any, reference: Any, model: torch.nn.Module, dataset:
 def check_parity(report: dict[str, Any], name: str) -> None:
     """Raise ExportError when a bundle misses its parity bar."""
     if report["precision"] == "fp32":
-        bad = {h: d for h, d in report["max_abs_diff"].items() if d > FP_TOLERANCE}
+        bad = {h: d for h, d in report["max_abs_diff"].items() if not d <= FP_TOLERANCE}  # NaN fails too
         if bad:
             raise ExportError(f"{name}: fp32 export differs from torch by more than {FP_TOLERANCE} on {bad}")
+    if report["precision"] == "fp16":
+        broken = {h: d for h, d in report["max_abs_diff"].items() if not np.isfinite(d)}
+        mean = report.get("mean_abs_diff", {})
+        bad = {h: d for h, d in mean.items() if not d <= FP16_MEAN_TOLERANCE[h]}  # NaN fails too
+        if broken or bad or set(mean) != set(FP16_MEAN_TOLERANCE):
+            raise ExportError(f"{name}: fp16 heads differ from torch fp32: mean |diff| {mean} (bars {FP16_MEAN_TOLERANCE}), "
+                              f"non-finite max on {sorted(broken) or 'none'}")
+        if report["class_agreement"] < FP16_MIN_AGREEMENT:
+            raise ExportError(
+                f"{name}: fp16 class maps agree with torch on {100 * report['class_agreement']:.2f} % of pixels "
+                f"(< {100 * FP16_MIN_AGREEMENT:.0f} %)"
+            )
+        if not abs(report["pq_diff_points"]) <= FP16_MAX_PQ_POINTS:
+            raise ExportError(f"{name}: fp16 PQ differs from torch fp32 by {report['pq_diff_points']:.2f} points "
+                              f"(more than {FP16_MAX_PQ_POINTS})")
     if report["precision"] == "int8" and report["class_agreement"] < INT8_MIN_AGREEMENT:
         raise ExportError(
             f"{name}: int8 class maps agree with torch on {100 * report['class_agreement']:.2f} % of pixels "

@@ -1,5 +1,12 @@
 """Checkpoint -> bundles: one folder ``<format>-<precision>`` per combination, each ending
-with the parity gate and a manifest that records it."""
+with the parity gate and a manifest that records it.
+
+The request (formats x precisions x int8 target) is checked against
+:data:`edgeps.formats.FORMATS` before anything is exported: every bad part is named in one
+error. Then every combination is exported; one that fails (converter error or parity gate) is
+kept as ``<name>.rejected`` when it got as far as the gate, and the others go on.
+:class:`ExportFailed` at the end lists the failures and carries the bundles that passed.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +22,9 @@ from edgeps.atomic import replace_dir
 from edgeps.bundle import Manifest, write_manifest
 from edgeps.calibration.sets import CalibrationSet, load_calibration_set
 from edgeps.errors import ConfigError, EdgepsError, ExportError
-from edgeps.export import FORMATS
 from edgeps.export.job import ExportJob
 from edgeps.export.parity import check_parity, parity_report
+from edgeps.formats import FORMATS, check_export_request
 from edgeps.model.deploy import OUTPUT_HEADS, OUTPUT_LAYOUTS
 from edgeps.preprocess import InputSpec
 from edgeps.training.checkpoint import file_sha256
@@ -28,11 +35,23 @@ log = logging.getLogger("edgeps.export")
 
 @dataclass
 class ExportResult:
+    """A bundle that passed its gate: ``path`` is ``OUT/<name>``; ``parity`` is the manifest's."""
+
     name: str
     path: Path
     seconds: float
     size_bytes: int
     parity: dict[str, Any]
+
+
+class ExportFailed(ExportError):
+    """Some combinations failed: ``failures`` maps each name to its error message, ``results``
+    holds the bundles that passed (written and valid)."""
+
+    def __init__(self, results: list[ExportResult], failures: dict[str, str]) -> None:
+        self.results, self.failures = results, failures
+        done = f"{len(results)} bundle(s) passed" if results else "no bundle passed"
+        super().__init__(f"{len(failures)} export(s) failed ({done}): " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
 
 
 def _model_data(cfg: Any, calib: str | None, parity_data: str | None, *, need_calib: bool) -> tuple[str, str]:
@@ -74,19 +93,31 @@ def export_bundles(
     dynamic_hw: bool = False,
     resize: str = "letterbox",
 ) -> list[ExportResult]:
-    from edgeps.data.datasets import open_dataset
-    from edgeps.runtimes import load
+    """Export ``checkpoint`` to one bundle per (format, precision) under ``out``.
 
-    for f in formats:
-        if f not in FORMATS:
-            raise ConfigError(f"--formats: unknown format '{f}' (known: {', '.join(FORMATS)})")
-    jobs = [(f, p) for f in formats for p in precisions if p in FORMATS[f].precisions]
-    for f in formats:
-        for p in precisions:
-            if p not in FORMATS[f].precisions:
-                log.info("skipping %s-%s: %s supports %s", f, p, f, ", ".join(FORMATS[f].precisions))
-    if not jobs:
-        raise ConfigError(f"nothing to export: no format in {formats} supports precisions {precisions}")
+    Args:
+        formats, precisions: names from :data:`edgeps.formats.FORMATS`; every combination a
+            format offers is exported (torch has fp32 only). Unknown names, a precision no
+            requested format offers or a bad int8 target are one error before anything is done.
+        calib, parity_data: data specs; default: the checkpoint's own train / val splits.
+        size: model input (H, W); default: the training input size.
+        target: the int8 target (one of each int8 format's ``targets``).
+
+    Returns:
+        The bundles, in request order, each past its parity gate.
+
+    Raises:
+        ConfigError: a bad request (all its problems in one message), data that cannot be opened.
+        ExportFailed: after every combination was tried, when some failed; it holds the rest.
+    """
+    from edgeps.data.datasets import open_dataset
+
+    try:
+        jobs, left_out = check_export_request(formats, precisions, target)
+    except ValueError as exc:
+        raise ConfigError(f"export request: {exc}") from None
+    if left_out:
+        log.info("not exported (the format does not offer that precision): %s", ", ".join(left_out))
     model, categories, cfg = model_from_checkpoint(checkpoint)
     spec = InputSpec(size=tuple(size or cfg.data.input_size), resize=resize)
     calib, parity_data = _model_data(cfg, calib, parity_data, need_calib=any(p == "int8" for _, p in jobs))
@@ -100,64 +131,82 @@ def export_bundles(
     reference = TorchPredictor(model, categories, spec, cfg.postprocess)
     sha = file_sha256(checkpoint)
     out = Path(out)
-    results = []
+    results: list[ExportResult] = []
+    failures: dict[str, str] = {}
     for fmt, precision in jobs:
-        info = FORMATS[fmt]
         name = f"{fmt}-{precision}"
-        final = out / name
-        # Built under a hidden temporary name and renamed into place once it passed the parity
-        # gate: a killed export never leaves a folder that looks like a finished bundle.
-        bundle = out / f".{name}.tmp{os.getpid()}"
-        if bundle.exists():
-            shutil.rmtree(bundle)
-        bundle.mkdir(parents=True)
         try:
-            module = importlib.import_module(f"edgeps.export.{info.module}")
-            job = ExportJob(model, dict(cfg.model), spec, precision, bundle, info.suffix, calibration, target, dynamic_hw)
-            try:
-                art = module.export(job)
-            except (ConfigError, ExportError):
-                raise
-            except Exception as exc:
-                raise ExportError(f"{name}: {fmt} export failed: {type(exc).__name__}: {str(exc)[:400]}") from exc
-            manifest = Manifest(
-                model_name=f"{Path(checkpoint).stem}-{name}",
-                format=fmt,
-                precision=precision,
-                model_file=art.model_file,
-                categories=categories,
-                input=spec,
-                outputs={h: {"name": h, "index": art.output_index.get(h, i), "layout": OUTPUT_LAYOUTS[h]} for i, h in enumerate(OUTPUT_HEADS)},
-                postprocess=cfg.postprocess,
-                label_divisor=cfg.postprocess.label_divisor,
-                model_config={k: v for k, v in cfg.model.items() if k not in ("num_classes", "pretrained")},
-                calibration=calibration.summary() if (calibration is not None and precision == "int8") else None,
-                source_checkpoint_sha256=sha,
-                target=art.target,
-            )
-            write_manifest(bundle, manifest)
-            runtime = load(bundle, backend=info.backend)
-            report = parity_report(runtime, reference, model, parity_set, parity_images, precision)
-            del runtime  # releases the model file before the folder is renamed
-            report["data"] = parity_data
-            manifest.parity = report
-            write_manifest(bundle, manifest)
-        except BaseException:
-            shutil.rmtree(bundle, ignore_errors=True)
-            raise
-        log.info(
-            "%s: %.1f s, %.2f MB, parity: max|diff| %s, class agreement %.4f, PQ %.2f vs torch %.2f",
-            name, art.seconds, art.size_bytes / 1e6,
-            {k: f"{v:.2e}" for k, v in report["max_abs_diff"].items()},
-            report["class_agreement"], 100 * report["pq_bundle"], 100 * report["pq_torch_fp32"],
-        )
-        try:
-            check_parity(report, name)
-        except ExportError:
-            replace_dir(bundle, out / (name + ".rejected"))
-            if final.exists():  # no stale bundle of this name stays beside the rejected one
-                shutil.rmtree(final)
-            raise
-        replace_dir(bundle, final)
-        results.append(ExportResult(name, final, art.seconds, art.size_bytes, report))
+            results.append(_export_one(fmt, precision, model, categories, cfg, spec, calibration, target, dynamic_hw,
+                                       reference, parity_set, parity_data, parity_images, checkpoint, sha, out))
+        except (ConfigError, ExportError) as exc:
+            failures[name] = " ".join(str(exc).split())
+            log.error("%s: %s", name, failures[name])
+    if failures:
+        raise ExportFailed(results, failures)
     return results
+
+
+def _export_one(fmt, precision, model, categories, cfg, spec, calibration, target, dynamic_hw, reference, parity_set,
+                parity_data, parity_images, checkpoint, sha, out) -> ExportResult:
+    """One combination: export into a hidden folder, gate it, rename it into place (or to
+    ``<name>.rejected`` when the gate fails, which raises ExportError)."""
+    from edgeps.runtimes import load
+
+    info = FORMATS[fmt]
+    name = f"{fmt}-{precision}"
+    final = out / name
+    # Built under a hidden temporary name and renamed into place once it passed the parity
+    # gate: a killed export never leaves a folder that looks like a finished bundle.
+    bundle = out / f".{name}.tmp{os.getpid()}"
+    if bundle.exists():
+        shutil.rmtree(bundle)
+    bundle.mkdir(parents=True)
+    try:
+        module = importlib.import_module(f"edgeps.export.{info.export_module}")
+        job = ExportJob(model, dict(cfg.model), spec, precision, bundle, info.model_file, calibration, target, dynamic_hw)
+        try:
+            art = module.export(job)
+        except (ConfigError, ExportError):
+            raise
+        except Exception as exc:
+            raise ExportError(f"{name}: {fmt} export failed: {type(exc).__name__}: {str(exc)[:400]}") from exc
+        manifest = Manifest(
+            model_name=f"{Path(checkpoint).stem}-{name}",
+            format=fmt,
+            precision=precision,
+            model_file=art.model_file,
+            categories=categories,
+            input=spec,
+            outputs={h: {"name": h, "index": art.output_index.get(h, i), "layout": OUTPUT_LAYOUTS[h]} for i, h in enumerate(OUTPUT_HEADS)},
+            postprocess=cfg.postprocess,
+            label_divisor=cfg.postprocess.label_divisor,
+            model_config={k: v for k, v in cfg.model.items() if k not in ("num_classes", "pretrained")},
+            calibration=calibration.summary() if (calibration is not None and precision == "int8") else None,
+            source_checkpoint_sha256=sha,
+            target=art.target,
+        )
+        write_manifest(bundle, manifest)
+        runtime = load(bundle, backend=info.backend)
+        report = parity_report(runtime, reference, model, parity_set, parity_images, precision)
+        del runtime  # releases the model file before the folder is renamed
+        report["data"] = parity_data
+        manifest.parity = report
+        write_manifest(bundle, manifest)
+    except BaseException:
+        shutil.rmtree(bundle, ignore_errors=True)
+        raise
+    log.info(
+        "%s: %.1f s, %.2f MB, parity: max|diff| %s, class agreement %.4f, PQ %.2f vs torch %.2f",
+        name, art.seconds, art.size_bytes / 1e6,
+        {k: f"{v:.2e}" for k, v in report["max_abs_diff"].items()},
+        report["class_agreement"], 100 * report["pq_bundle"], 100 * report["pq_torch_fp32"],
+    )
+    try:
+        check_parity(report, name)
+    except ExportError:
+        replace_dir(bundle, out / (name + ".rejected"))
+        if final.exists():  # no stale bundle of this name stays beside the rejected one
+            shutil.rmtree(final)
+        raise
+    replace_dir(bundle, final)
+    return ExportResult(name, final, art.seconds, art.size_bytes, report)

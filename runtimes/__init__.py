@@ -8,7 +8,8 @@
 
 Backends are registered by name; a backend's package (onnxruntime, openvino, ...) is
 imported only when that backend is asked for, so ``import edgeps.runtimes`` stays light.
-Adding a backend is one new module plus one line in ``BACKENDS``.
+Backends are the rows of :data:`edgeps.formats.BACKENDS`; a bundle opens with its format's
+default backend (``FORMATS[format].backend``) unless one is named.
 """
 
 from __future__ import annotations
@@ -19,29 +20,15 @@ from typing import Any
 
 from edgeps.bundle import read_manifest
 from edgeps.errors import ConfigError
+from edgeps.formats import BACKENDS, FORMATS
 from edgeps.runtimes.base import Runtime
-
-# backend name -> (module under edgeps.runtimes, bundle formats it runs, package it needs
-# or a tuple of packages any one of which will do)
-BACKENDS: dict[str, tuple[str, tuple[str, ...], str | tuple[str, ...]]] = {
-    "onnxruntime": ("onnxruntime_backend", ("onnx",), "onnxruntime"),
-    "openvino": ("openvino_backend", ("openvino",), "openvino"),
-    "torch": ("torch_backend", ("torch",), "torch"),
-    "tflite": ("tflite_backend", ("tflite",), ("ai_edge_litert", "tflite_runtime")),
-}
-
-# preference when backend=None, per bundle format
-_DEFAULT_FOR_FORMAT = {"onnx": "onnxruntime", "torch": "torch", "openvino": "openvino", "tflite": "tflite"}
 
 
 def available_backends() -> list[str]:
     """Backends whose package is importable here (checked without importing it)."""
     import importlib.util
 
-    def importable(pkg: str | tuple[str, ...]) -> bool:
-        return any(importlib.util.find_spec(p) is not None for p in ((pkg,) if isinstance(pkg, str) else pkg))
-
-    return [name for name, (_, _, pkg) in BACKENDS.items() if importable(pkg)]
+    return [b.name for b in BACKENDS.values() if any(importlib.util.find_spec(p) is not None for p in b.packages)]
 
 
 def load(
@@ -49,22 +36,18 @@ def load(
 ) -> Runtime:
     """Open a bundle with a backend; ``backend=None`` picks the one made for its format."""
     manifest = read_manifest(bundle_dir)
-    name = backend or _DEFAULT_FOR_FORMAT.get(manifest.format)
+    name = backend or FORMATS[manifest.format].backend
     if name not in BACKENDS:
         raise ConfigError(f"backend: unknown '{name}' (known: {', '.join(BACKENDS)})")
-    module_name, formats, packages = BACKENDS[name]
-    package = packages if isinstance(packages, str) else "' or '".join(packages)
-    if manifest.format not in formats:
-        raise ConfigError(f"backend '{name}' runs {', '.join(formats)} bundles; {bundle_dir} is a {manifest.format} bundle")
+    b = BACKENDS[name]
+    if manifest.format not in b.formats:
+        raise ConfigError(f"backend '{name}' runs {', '.join(b.formats)} bundles; {bundle_dir} is a {manifest.format} bundle")
     try:
-        module = importlib.import_module(f"edgeps.runtimes.{module_name}")
+        module = importlib.import_module(f"edgeps.runtimes.{b.runtime_module}")
     except ImportError as exc:
-        raise ConfigError(f"backend '{name}' needs the '{package}' package: pip install 'edgeps[{_extra(name)}]' ({exc})") from None
+        package = "' or '".join(b.packages)
+        raise ConfigError(f"backend '{name}' needs the '{package}' package: pip install 'edgeps[{b.extra}]' ({exc})") from None
     return module.BACKEND(Path(bundle_dir), manifest, device=device, threads=threads, **options)
-
-
-def _extra(name: str) -> str:
-    return {"onnxruntime": "ort", "torch": "train"}.get(name, name)
 
 
 __all__ = ["BACKENDS", "Runtime", "available_backends", "load"]

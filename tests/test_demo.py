@@ -1,9 +1,15 @@
 """`edgeps demo`, the README's main job, end to end on a tiny budget: train, export, video,
-stream with PQ and tracking, bench, and the second run that reuses what the first made."""
+stream with PQ and tracking, bench, and the second run that reuses what the first made.
+
+The first run happens once, in the module fixture; each test starts from what it made, so
+the tests pass alone and in any order."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -19,21 +25,35 @@ TINY = {
 }
 
 
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def _docs_state() -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in DOCS.glob("*.png")}
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
+    """The first demo run (trains, exports, streams, benchmarks): (out, argv, its stdout,
+    the docs/*.png state before it)."""
     out = tmp_path_factory.mktemp("demo")
     cfg = out / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(TINY))
     argv = ["demo", "--out", str(out), "--config", str(cfg), "--train-minutes", "0.5", "--formats", "onnx",
-            "--precisions", "fp32", "--frames", "8", "--video-size", "96x192", "--no-docs"]
-    return out, argv
+            "--precisions", "fp32", "--frames", "8", "--video-size", "96x192"]
+    docs_before = _docs_state()
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(argv)
+    assert code == 0, buf.getvalue()[-3000:]
+    return out, argv, buf.getvalue(), docs_before
 
 
-def test_demo_makes_every_artefact(demo_run, capsys):
-    out, argv = demo_run
-    assert main(argv) == 0
-    text = capsys.readouterr().out
-    assert "done in" in text and "README pictures" not in text  # --no-docs leaves docs/ alone
+def test_demo_makes_every_artefact_under_out_only(demo_run):
+    out, argv, text, docs_before = demo_run
+    assert "done in" in text and "README pictures" not in text
+    assert _docs_state() == docs_before  # the clone's docs/*.png are left alone without --update-docs
+    assert (out / "demo_frame.png").stat().st_size > 0
     rows = json.loads((out / "pq.json").read_text())
     assert [r["bundle"] for r in rows] == ["onnx-fp32"]
     row = rows[0]
@@ -47,18 +67,19 @@ def test_demo_makes_every_artefact(demo_run, capsys):
 
 
 def test_second_run_reuses_model_bundles_and_video(demo_run, capsys):
-    out, argv = demo_run
+    out, argv, _, _ = demo_run
     video = out / "video" / "synth.mp4"
     before = (out / "train" / "checkpoints" / "best.pt").stat().st_mtime_ns, video.stat().st_mtime_ns
-    assert main(argv) == 0
-    assert "reusing" in capsys.readouterr().out
+    assert main([*argv, "--no-docs"]) == 0
+    text = capsys.readouterr().out
+    assert "reusing" in text and "--no-docs is no longer needed" in text
     assert ((out / "train" / "checkpoints" / "best.pt").stat().st_mtime_ns, video.stat().st_mtime_ns) == before
 
 
 def test_an_export_that_failed_for_this_checkpoint_is_not_tried_again(demo_run, capsys):
     from edgeps.training.checkpoint import file_sha256
 
-    out, argv = demo_run
+    out, argv, _, _ = demo_run
     sha = file_sha256(out / "train" / "checkpoints" / "best.pt")
     marker = out / "bundles" / "onnx-int8.failed.json"
     marker.write_text(json.dumps({"checkpoint_sha256": sha, "target": "generic", "error": "parity 97.15 % < 98 %"}))

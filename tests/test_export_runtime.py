@@ -43,6 +43,17 @@ def test_export_makes_one_bundle_per_format_and_precision(bundles):
     assert int8.target["reduce_range"] is True and int8.target["target"] == "generic"
 
 
+def test_onnx_manifests_record_the_opset_and_exporter_of_the_file(bundles):
+    """Every ONNX precision records the opset its file declares (quantization may raise it; the
+    fallback exporter writes 17) and which exporter made the graph."""
+    from edgeps.export.onnx_format import graph_opset
+
+    for name in ("onnx-fp32", "onnx-int8"):
+        m = read_manifest(bundles[name])
+        assert m.target["opset"] == graph_opset(bundles[name] / "model.onnx") >= 17, name
+        assert m.target["exporter"] in ("dynamo", "torchscript"), name
+
+
 def test_fp32_parity_within_tolerance_and_int8_agreement(bundles):
     fp32 = read_manifest(bundles["onnx-fp32"]).parity
     assert max(fp32["max_abs_diff"].values()) <= 1e-3
@@ -221,6 +232,12 @@ def test_export_rejects_unknown_format_and_empty_calibration(tiny_checkpoint, tm
 
     with pytest.raises(ConfigError, match="unknown format 'caffe'"):
         export_bundles(tiny_checkpoint, ["caffe"], ["fp32"], tmp_path)
+    # every bad part of a request in one error, before anything is exported
+    with pytest.raises(ConfigError, match="unknown format 'caffe'.*unknown precision 'int4'.*tflite int8 takes --target"):
+        export_bundles(tiny_checkpoint, ["caffe", "onnx", "tflite"], ["int4", "int8"], tmp_path, target="tensorrt")
+    with pytest.raises(ConfigError, match="no requested format offers int8"):
+        export_bundles(tiny_checkpoint, ["torch"], ["int8"], tmp_path)
+    assert not any(tmp_path.glob("*-*")), "nothing was exported"
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DataNotFoundError, match="no images"):

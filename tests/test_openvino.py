@@ -173,7 +173,7 @@ def test_corrupt_model_xml_raises_format_error(ov_bundles, tmp_path):
 def test_int8_rejects_a_target_openvino_does_not_know(tiny_checkpoint, tmp_path):
     from edgeps.export.pipeline import export_bundles
 
-    with pytest.raises(ConfigError, match="openvino takes one of generic"):
+    with pytest.raises(ConfigError, match="openvino int8 takes --target generic"):
         export_bundles(tiny_checkpoint, ["openvino"], ["int8"], tmp_path, calib="synth:train:2", calib_images=2, parity_data="synth:val:1", parity_images=1, target="tensorrt")
 
 

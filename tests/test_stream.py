@@ -381,7 +381,7 @@ def test_pipeline_record_mode_processes_every_frame_with_tracks(onnx_bundle, syn
     ref = rt.predict(cv2.VideoCapture(str(synth_video)).read()[1])
     assert np.array_equal(items[0].result.panoptic, ref.panoptic)
     assert set(s["stages_ms"]) == {"preprocess", "infer", "postprocess", "track"}
-    assert pipe.queue_depths() == [0, 0, 0] or max(pipe.queue_depths()) <= 1
+    assert pipe.queue_depths() == [0, 0, 0]  # drained: nothing left behind in any stage's queue
 
 
 def test_pipeline_realtime_mode_drops_for_a_slow_consumer(onnx_bundle, synth_video):
@@ -430,7 +430,7 @@ def test_run_show_without_gui_is_a_clear_error(onnx_bundle, synth_video, capsys)
     from edgeps.apps.consumers import has_gui
 
     if has_gui():
-        pytest.skip("needs hardware: a headless OpenCV build (this one has GUI support)")
+        pytest.skip("this OpenCV build has GUI support (a software condition: CI installs the headless build)")
     rc = main(["run", "--bundle", str(onnx_bundle), "--source", str(synth_video), "--show", "--max-frames", "1"])
     err = capsys.readouterr().err
     assert rc == 2 and "--show" in err and "GUI" in err and len(err.strip().splitlines()) == 1

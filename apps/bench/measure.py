@@ -31,12 +31,13 @@ class BenchWorkerError(EdgepsError, RuntimeError):
 
 
 def latency_stats(values_ms: Sequence[float]) -> dict[str, float]:
-    """min / p50 / p90 / p99 / mean of one stage (ms); percentiles are linear, so ordered."""
+    """min / p50 / p90 / p99 / max / mean of one stage (ms); percentiles are linear, so ordered."""
     v = np.asarray(values_ms, float)
     if v.size == 0:
         raise ConfigError("latency_stats: no timings (iters must be >= 1)")
     p50, p90, p99 = np.percentile(v, [50, 90, 99])
-    return {"min": float(v.min()), "p50": float(p50), "p90": float(p90), "p99": float(p99), "mean": float(v.mean())}
+    return {"min": float(v.min()), "p50": float(p50), "p90": float(p90), "p99": float(p99), "max": float(v.max()),
+            "mean": float(v.mean())}
 
 
 def bench_runtime(rt: Any, frames: Sequence[np.ndarray], n: int, warmup: int) -> dict[str, Any]:

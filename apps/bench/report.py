@@ -104,6 +104,9 @@ def validate_bench_json(obj: Any, source: str = "bench JSON") -> None:
                     raise FormatError(f"{source}: field '{where}.latency_ms.{stage}.{b}' ({st[b]}) is below {a} ({st[a]})")
             if st["min"] < 0:
                 raise FormatError(f"{source}: field '{where}.latency_ms.{stage}.min' is negative ({st['min']})")
+            if "max" in st:  # written since the field was added; older reports lack it
+                if not (isinstance(st["max"], (int, float)) and st["p99"] <= st["max"] + 1e-9 and st["min"] <= st["mean"] <= st["max"] + 1e-9):
+                    raise FormatError(f"{source}: field '{where}.latency_ms.{stage}.max' ({st['max']}) is below p99 or the mean")
 
 
 def load_report(path: str | Path) -> dict[str, Any]:

@@ -12,7 +12,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("train", "train", "train a model from a YAML config (configs/*.yaml)"),
     ("eval", "eval", "PQ/SQ/RQ and mIoU of a checkpoint on synth:val or a COCO-panoptic folder"),
     ("data", "data", "write synthetic street data (images, video, COCO-panoptic GT); dataset statistics"),
-    ("export", "export", "export a checkpoint to bundles (torch, onnx) with calibration and a parity gate"),
+    ("export", "export", "export a checkpoint to bundles (one per format and precision) with calibration and a parity gate"),
     ("run", "run", "run a bundle on a camera, stream, video, image folder or rosbag (real-time or record mode)"),
     ("bench", "bench", "latency/FPS of bundles (preprocess, infer, postprocess) on the same frames"),
     ("demo", "demo", "train, export every backend, stream the synthetic video, PQ per backend and benchmark (no download)"),

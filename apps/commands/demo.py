@@ -10,7 +10,8 @@
    passes of the stream, so the stream / inference-alone ratio compares figures taken a few
    seconds apart (these shared machines change speed by 1.5x over minutes),
 5. the benchmark report (``edgeps bench``'s table, JSON and chart) and the ratios,
-6. refresh the README's pictures (``docs/demo_frame.png``, ``docs/bench_chart.png``).
+6. the README's pictures under ``OUT`` (``demo_frame.png``, ``bench.png``); ``--update-docs``
+   also copies them over ``docs/demo_frame.png`` and ``docs/bench_chart.png`` (for maintainers).
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=100, help="frames of the synthetic video")
     parser.add_argument("--video-size", default="512x1024", help="HxW of the synthetic video")
     parser.add_argument("--threads", type=int, default=1, help="inference threads (1 on 2 cores: the other core runs the rest)")
-    parser.add_argument("--no-docs", action="store_true", help="do not refresh docs/*.png")
+    parser.add_argument("--update-docs", action="store_true",
+                        help="also refresh the repository's docs/demo_frame.png and docs/bench_chart.png (maintainers)")
+    parser.add_argument("--no-docs", action="store_true", help="accepted for old scripts; the demo writes under --out only")
 
 
 def _step(n: int, text: str) -> None:
@@ -86,23 +89,26 @@ def export_all(checkpoint: Path, out: Path, formats: list[str], precisions: list
     from edgeps.bundle import read_manifest
     from edgeps.errors import EdgepsError
     from edgeps.export.pipeline import export_bundles
+    from edgeps.formats import BACKENDS, FORMATS
     from edgeps.io.coco_panoptic import write_json
     from edgeps.training.checkpoint import file_sha256
 
-    needs = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "litert_torch", "torch": "torch"}
     sha = file_sha256(checkpoint)
     stamp = {"checkpoint_sha256": sha, "target": target}
     bundles = []
     for fmt in formats:
-        if importlib.util.find_spec(needs.get(fmt, fmt)) is None:
-            print(f"skipping {fmt}: '{needs.get(fmt, fmt)}' is not installed (pip install -e '.[all]')")
+        missing = [p for p in FORMATS[fmt].export_packages if importlib.util.find_spec(p) is None]
+        if not any(importlib.util.find_spec(p) for p in BACKENDS[FORMATS[fmt].backend].packages):
+            missing.append(" or ".join(BACKENDS[FORMATS[fmt].backend].packages))
+        if missing:
+            print(f"skipping {fmt}: {', '.join(missing)} not installed (pip install -e '.[all]')")
             continue
 
         def marker(p: str, fmt: str = fmt) -> Path:  # an export that failed for this checkpoint and target
             return out / f"{fmt}-{p}.failed.json"
 
         todo = []
-        for p in precisions:
+        for p in (p for p in precisions if p in FORMATS[fmt].precisions):
             b = out / f"{fmt}-{p}"
             try:
                 m = read_manifest(b)
@@ -192,6 +198,7 @@ def stream_bundle(
     writer = AnnotatedVideo(save, m.categories, pp.label_divisor, pp.void_label, status=status) if save else None
     pipe = StreamPipeline(rt, open_source(str(video)), realtime=False, tracker=tracker())
     frame_png = None
+    picture_frame = min(30, len(gts) - 1)  # the README picture: frame 30, or the last of a shorter video
     for item in pipe:
         ann = gts[item.frame.index]
         # edgeps writes COCO segment id = panoptic id + 1, so the persistent object ids survive
@@ -202,7 +209,7 @@ def stream_bundle(
         tracking.update(gt, item.result.panoptic, item.result.segments)
         if writer:
             writer.consume(item)
-            if item.frame.index == 30:
+            if item.frame.index == picture_frame:
                 frame_png = annotate(item, m.categories, pp.label_divisor, pp.void_label, status)
     if writer:
         writer.close()
@@ -285,20 +292,27 @@ def run(args: argparse.Namespace) -> int:
               f"{(r['infer_fps'] or 0):11.1f}{(r['stream_over_infer'] or 0):7.2f}{r['tracking'].get('switches_per_100_frames', 0):15.1f}")
     write_json(out / "pq.json", rows)
 
-    if not args.no_docs and frame_png is not None:
-        DOCS.mkdir(exist_ok=True)
+    if args.no_docs:
+        print("note: --no-docs is no longer needed: the demo writes under --out only (--update-docs refreshes docs/)")
+    pictures = []
+    if frame_png is not None:
         small = cv2.resize(frame_png, (frame_png.shape[1] // 2, frame_png.shape[0] // 2), interpolation=cv2.INTER_AREA)
-        cv2.imwrite(str(DOCS / "demo_frame.png"), small)
-        chart = bench_json.with_suffix(".png")
-        if chart.is_file():
-            shutil.copyfile(chart, DOCS / "bench_chart.png")
+        cv2.imwrite(str(out / "demo_frame.png"), small)
+        pictures.append((out / "demo_frame.png", DOCS / "demo_frame.png"))
+    if bench_json.with_suffix(".png").is_file():
+        pictures.append((bench_json.with_suffix(".png"), DOCS / "bench_chart.png"))
+    if args.update_docs:
+        DOCS.mkdir(exist_ok=True)
+        for src, dst in pictures:
+            shutil.copyfile(src, dst)
     total = time.perf_counter() - t_start
     print(f"\ndone in {total / 60:.1f} min ({(time.perf_counter() - t_after_train) / 60:.1f} min after training). Files:")
     print(f"  annotated video   {out / 'stream' / (bundles[0].name + '.mp4')}")
     print(f"  PQ per backend    {out / 'pq.json'}")
     print(f"  benchmark         {bench_json} and {bench_json.with_suffix('.png')}")
     print(f"  bundles           {out / 'bundles'}")
-    if not args.no_docs:
-        print(f"  README pictures   {DOCS / 'demo_frame.png'}, {DOCS / 'bench_chart.png'}")
+    print(f"  frame picture     {out / 'demo_frame.png'}")
+    if args.update_docs:
+        print(f"  README pictures   {DOCS / 'demo_frame.png'}, {DOCS / 'bench_chart.png'} (--update-docs)")
     return 0
 

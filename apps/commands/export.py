@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 NAME = "export"
-HELP = "export a checkpoint to bundles (torch, onnx) with calibration and a parity gate"
+HELP = "export a checkpoint to bundles (one per format and precision) with calibration and a parity gate"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from edgeps.export import FORMATS
+    from edgeps.formats import FORMATS, PRECISIONS, formats_help
 
     parser.add_argument("--checkpoint", required=True, type=Path)
-    parser.add_argument("--formats", default="torch,onnx", help=f"comma list of {', '.join(FORMATS)}")
-    parser.add_argument("--precision", default="fp32", help="comma list of fp32, fp16, int8")
+    parser.add_argument("--formats", default="torch,onnx", help=f"comma list of {', '.join(FORMATS)}: {formats_help()}")
+    parser.add_argument("--precision", default="fp32", help=f"comma list of {', '.join(PRECISIONS)}; each format gets those it offers")
     parser.add_argument(
         "--calib", metavar="SPEC",
         help="int8 calibration images: a data spec (DIR[:SPLIT[:N]], no split = val; synth:train:N), an image folder/glob "
@@ -28,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--parity-images", type=int, default=8)
     parser.add_argument("--size", help="model input HxW (default: the training input size)")
-    parser.add_argument("--target", default="generic", help="int8 target: generic (safe on CPUs without VNNI), cpu-vnni; onnx also tensorrt, openvino also gpu, npu")
+    targets = "; ".join(f"{f.name}: {', '.join(f.targets)}" for f in FORMATS.values() if f.targets)
+    parser.add_argument("--target", default="generic", help=f"int8 target ({targets}); generic is safe on CPUs without VNNI")
     parser.add_argument("--dynamic-hw", action="store_true", help="ONNX with dynamic input height/width")
     parser.add_argument("--resize", default="letterbox", choices=["letterbox", "stretch"], help="frames of another aspect ratio")
     parser.add_argument("--out", required=True, type=Path)
@@ -36,28 +38,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edgeps.apps.commands.data import parse_size
-    from edgeps.export.pipeline import export_bundles
+    from edgeps.export.pipeline import ExportFailed, export_bundles
 
     logging.getLogger("edgeps").setLevel(logging.INFO)
-    results = export_bundles(
-        args.checkpoint,
-        [f.strip() for f in args.formats.split(",") if f.strip()],
-        [p.strip() for p in args.precision.split(",") if p.strip()],
-        args.out,
-        calib=args.calib,
-        calib_images=args.calib_images,
-        parity_data=args.parity_data,
-        parity_images=args.parity_images,
-        size=parse_size(args.size) if args.size else None,
-        target=args.target,
-        dynamic_hw=args.dynamic_hw,
-        resize=args.resize,
-    )
-    print(f"{'bundle':<14}{'seconds':>9}{'MB':>8}{'max|diff|':>11}{'agree %':>9}{'PQ':>7}{'PQ torch':>10}")
+    failures: dict[str, str] = {}
+    try:
+        results = export_bundles(
+            args.checkpoint,
+            [f.strip() for f in args.formats.split(",") if f.strip()],
+            [p.strip() for p in args.precision.split(",") if p.strip()],
+            args.out,
+            calib=args.calib,
+            calib_images=args.calib_images,
+            parity_data=args.parity_data,
+            parity_images=args.parity_images,
+            size=parse_size(args.size) if args.size else None,
+            target=args.target,
+            dynamic_hw=args.dynamic_hw,
+            resize=args.resize,
+        )
+    except ExportFailed as exc:
+        results, failures = exc.results, exc.failures
+    print(f"{'bundle':<16}{'seconds':>9}{'MB':>8}{'max|diff|':>11}{'agree %':>9}{'PQ':>7}{'PQ torch':>10}")
     for r in results:
         p = r.parity
         print(
-            f"{r.name:<14}{r.seconds:9.1f}{r.size_bytes / 1e6:8.2f}{max(p['max_abs_diff'].values()):11.2e}"
+            f"{r.name:<16}{r.seconds:9.1f}{r.size_bytes / 1e6:8.2f}{max(p['max_abs_diff'].values()):11.2e}"
             f"{100 * p['class_agreement']:9.2f}{100 * p['pq_bundle']:7.1f}{100 * p['pq_torch_fp32']:10.1f}"
         )
+    for name in failures:
+        print(f"{name:<16}  FAILED (see below)")
+    if failures:
+        print(f"edgeps export: {len(failures)} of {len(failures) + len(results)} failed:", file=sys.stderr)
+        for name, why in failures.items():
+            print(f"  {name}: {why}", file=sys.stderr)
+        return 1
     return 0

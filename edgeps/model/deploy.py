@@ -14,9 +14,10 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-# Output order of every exported graph; manifests index outputs by these positions.
-OUTPUT_HEADS = ("semantic", "semantic_prob", "center", "offset")
-OUTPUT_LAYOUTS = {"semantic": "NHW", "semantic_prob": "NHW", "center": "NCHW", "offset": "NCHW"}
+from edgeps.bundle import HEAD_LAYOUTS, HEADS
+
+OUTPUT_HEADS = HEADS  # the output order of every exported graph (defined once, in edgeps.bundle)
+OUTPUT_LAYOUTS = HEAD_LAYOUTS
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
