@@ -38,7 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub_action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         mod.add_arguments(sub_action.choices[chosen])
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

@@ -40,16 +40,29 @@ def live_status(item: StreamItem) -> str:
 
 
 def annotate(
-    item: StreamItem, categories: Categories, label_divisor: int, void_label: int, status: Callable[[StreamItem], str] = live_status
+    item: StreamItem,
+    categories: Categories,
+    label_divisor: int,
+    void_label: int,
+    status: Callable[[StreamItem], str] = live_status,
 ) -> np.ndarray:
     """The frame with its panoptic overlay, legend, track ids and a status line: by default the
     live FPS / latency; ``status`` replaces it where the pass that draws is not the one timed
     (the demo scores while it draws, which slows that pass)."""
-    img = overlay(item.frame.image, item.result.panoptic, categories, label_divisor=label_divisor, void_label=void_label, legend=True)
+    img = overlay(
+        item.frame.image,
+        item.result.panoptic,
+        categories,
+        label_divisor=label_divisor,
+        void_label=void_label,
+        legend=True,
+    )
     for seg in item.result.segments:
         if seg.track_id is not None:
             x, y = int(seg.centroid[0]), int(seg.centroid[1])
-            cv2.putText(img, f"#{seg.track_id}", (x - 10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(
+                img, f"#{seg.track_id}", (x - 10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA
+            )
     text = status(item)
     h = img.shape[0]
     cv2.rectangle(img, (0, h - 22), (8 + 9 * len(text), h), (0, 0, 0), -1)
@@ -179,7 +192,9 @@ class CocoDump(Consumer):
     def consume(self, item: StreamItem) -> None:
         # Files other tools read carry the dataset's category ids (the model's train ids mapped back).
         segs = item.result.segments
-        seg_ids = self.categories.to_dataset_panoptic(np.array([s.id for s in segs], np.int64), self.label_divisor, self.void_label)
+        seg_ids = self.categories.to_dataset_panoptic(
+            np.array([s.id for s in segs], np.int64), self.label_divisor, self.void_label
+        )
         scores = {int(d): s.score for d, s in zip(seg_ids, segs) if s.score is not None}
         pan = self.categories.to_dataset_panoptic(item.result.panoptic, self.label_divisor, self.void_label)
         ids, infos = panoptic_to_coco(pan, self._dataset_categories, self.label_divisor, self.void_label, scores)
@@ -191,13 +206,17 @@ class CocoDump(Consumer):
                 info["track_id"] = track[info["id"]]
         self._entries.append((item.frame.index, name, infos))
         h, w = ids.shape
-        self._images.append({"id": item.frame.index, "file_name": name, "frame": item.frame.index, "height": h, "width": w})
+        self._images.append(
+            {"id": item.frame.index, "file_name": name, "frame": item.frame.index, "height": h, "width": w}
+        )
 
     def close(self) -> None:
         # PNGs are already written; the JSON goes last, so it only indexes complete files.
         annotations = [{"image_id": i, "file_name": n, "segments_info": s} for i, n, s in self._entries]
         categories = self._dataset_categories.to_list()
-        write_json(self.out / "panoptic.json", {"annotations": annotations, "images": self._images, "categories": categories})
+        write_json(
+            self.out / "panoptic.json", {"annotations": annotations, "images": self._images, "categories": categories}
+        )
 
 
 __all__ = ["AnnotatedVideo", "CocoDump", "Consumer", "JsonLines", "Window", "annotate", "has_gui"]

@@ -27,10 +27,16 @@ def sample_gpu(samples: list[tuple[float, float, float]], stop: threading.Event)
     """(time, utilization %, memory MiB) once a second until ``stop``."""
     while not stop.is_set():
         try:
-            line = subprocess.run(
-                ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits"],
-                capture_output=True, text=True, timeout=5,
-            ).stdout.strip().splitlines()[0]
+            line = (
+                subprocess.run(
+                    ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                )
+                .stdout.strip()
+                .splitlines()[0]
+            )
             util, mem = (float(v) for v in line.split(","))
             samples.append((time.monotonic(), util, mem))
         except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
@@ -70,7 +76,9 @@ def loader_alone(config: str, data: str, seconds: float, workers: int | None) ->
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--data", type=Path, default=Path("/tmp/edgeps_cityscapes"), help="folder for the synthetic Cityscapes layout")
+    p.add_argument(
+        "--data", type=Path, default=Path("/tmp/edgeps_cityscapes"), help="folder for the synthetic Cityscapes layout"
+    )
     p.add_argument("--images", type=int, default=120, help="training images to write")
     p.add_argument("--size", default="1024x2048")
     p.add_argument("--minutes", type=float, default=3.0)
@@ -84,17 +92,67 @@ def main() -> int:
     cli = [sys.executable, "-m", "edgeps.apps.cli"]
     t = time.monotonic()
     if not (args.data / "gtFine" / "cityscapes_panoptic_train.json").is_file():
-        subprocess.run(cli + ["data", "synth", "--format", "cityscapes", "--out", str(args.data), "--n", str(args.images),
-                              "--size", args.size], check=True)
-        subprocess.run(cli + ["data", "synth", "--format", "cityscapes", "--out", str(args.data), "--n", "4", "--size", args.size,
-                              "--split", "val"], check=True)
+        subprocess.run(
+            cli
+            + [
+                "data",
+                "synth",
+                "--format",
+                "cityscapes",
+                "--out",
+                str(args.data),
+                "--n",
+                str(args.images),
+                "--size",
+                args.size,
+            ],
+            check=True,
+        )
+        subprocess.run(
+            cli
+            + [
+                "data",
+                "synth",
+                "--format",
+                "cityscapes",
+                "--out",
+                str(args.data),
+                "--n",
+                "4",
+                "--size",
+                args.size,
+                "--split",
+                "val",
+            ],
+            check=True,
+        )
     write_s = time.monotonic() - t
-    alone = loader_alone(args.config, f"{args.data}:train", args.loader_seconds, args.workers) if args.loader_seconds > 0 else {}
+    alone = (
+        loader_alone(args.config, f"{args.data}:train", args.loader_seconds, args.workers)
+        if args.loader_seconds > 0
+        else {}
+    )
     if alone:
         print(json.dumps(alone), flush=True)
-    cmd = cli + ["train", "--config", args.config, "--data", f"{args.data}:train", "--val-data", f"{args.data}:val:4",
-                 "--out", str(args.out / "run"), "--no-progress", "--device", args.device]
-    cmd += ["--max-steps", str(args.steps)] if args.steps else ["--max-minutes", str(args.minutes), "--max-steps", "1000000"]
+    cmd = cli + [
+        "train",
+        "--config",
+        args.config,
+        "--data",
+        f"{args.data}:train",
+        "--val-data",
+        f"{args.data}:val:4",
+        "--out",
+        str(args.out / "run"),
+        "--no-progress",
+        "--device",
+        args.device,
+    ]
+    cmd += (
+        ["--max-steps", str(args.steps)]
+        if args.steps
+        else ["--max-minutes", str(args.minutes), "--max-steps", "1000000"]
+    )
     if args.workers is not None:
         cmd += ["--workers", str(args.workers)]
     samples: list[tuple[float, float, float]] = []
@@ -103,7 +161,10 @@ def main() -> int:
     if args.device == "cuda":
         sampler.start()
     t_first = t_end = None
-    with open(args.out / "train.log", "w") as log, subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=log, text=True) as proc:
+    with (
+        open(args.out / "train.log", "w") as log,
+        subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=log, text=True) as proc,
+    ):
         assert proc.stderr is not None
         for line in proc.stderr:
             log.write(line)

@@ -22,8 +22,21 @@ from pathlib import Path
 
 
 def run_once(args: argparse.Namespace, workers: str, out: Path) -> dict:
-    cmd = [sys.executable, "-m", "edgeps.apps.cli", "train", "--config", str(args.config), "--out", str(out),
-           "--max-steps", str(args.steps), "--no-progress", "--device", args.device]
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgeps.apps.cli",
+        "train",
+        "--config",
+        str(args.config),
+        "--out",
+        str(out),
+        "--max-steps",
+        str(args.steps),
+        "--no-progress",
+        "--device",
+        args.device,
+    ]
     if args.data:
         cmd += ["--data", args.data]
     if args.val_data:
@@ -52,17 +65,33 @@ def main() -> int:
             for w in settings:
                 m = run_once(args, w, Path(tmp) / f"{w}-{r}")
                 rows[w].append(m)
-                print(f"round {r}: workers {w} ({m['workers']}): {m['steps_per_s']:.3f} steps/s, {m['images_per_s']:.1f} images/s",
-                      flush=True)
+                print(
+                    f"round {r}: workers {w} ({m['workers']}): {m['steps_per_s']:.3f} steps/s, "
+                    f"{m['images_per_s']:.1f} images/s",
+                    flush=True,
+                )
     mean = {w: sum(m["steps_per_s"] for m in ms) / len(ms) for w, ms in rows.items()}
     base = mean.get("0")
     print(f"{'workers':<10}{'steps/s':>10}{'images/s':>10}{'vs 0':>8}")
     for w, ms in rows.items():
         ratio = f"{mean[w] / base:8.2f}" if base else f"{'-':>8}"
-        print(f"{w + ' (' + str(ms[0]['workers']) + ')':<10}{mean[w]:10.3f}{mean[w] * ms[0]['images_per_s'] / ms[0]['steps_per_s']:10.1f}{ratio}")
+        print(
+            f"{w + ' (' + str(ms[0]['workers']) + ')':<10}{mean[w]:10.3f}"
+            f"{mean[w] * ms[0]['images_per_s'] / ms[0]['steps_per_s']:10.1f}{ratio}"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"mean_steps_per_s": mean, "runs": {w: [
-            {k: m[k] for k in ("steps", "steps_per_s", "images_per_s", "workers")} for m in ms] for w, ms in rows.items()}}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "mean_steps_per_s": mean,
+                    "runs": {
+                        w: [{k: m[k] for k in ("steps", "steps_per_s", "images_per_s", "workers")} for m in ms]
+                        for w, ms in rows.items()
+                    },
+                },
+                indent=1,
+            )
+        )
     return 0
 
 

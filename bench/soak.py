@@ -71,8 +71,14 @@ def soak(bundle: str, video: str, minutes: float, fail_every: float, sample_ever
     from edgeps.stream.tracker import Tracker
 
     rt = load(bundle, threads=threads)
-    pipe = StreamPipeline(rt, LoopedVideo(video, fail_every), realtime=True, tracker=Tracker(rt.thing_ids),
-                          reconnect_timeout=10.0, backoff=(0.05, 0.5))
+    pipe = StreamPipeline(
+        rt,
+        LoopedVideo(video, fail_every),
+        realtime=True,
+        tracker=Tracker(rt.thing_ids),
+        reconnect_timeout=10.0,
+        backoff=(0.05, 0.5),
+    )
     samples: list[dict] = []
     stop = threading.Event()
 
@@ -80,8 +86,16 @@ def soak(bundle: str, video: str, minutes: float, fail_every: float, sample_ever
         t0 = time.monotonic()
         while not stop.wait(sample_every):
             s = pipe.summary()
-            samples.append({"t": round(time.monotonic() - t0, 1), "rss_mb": round(vm_kb("VmRSS") or float("nan"), 1), "queues": pipe.queue_depths(),
-                            "frames": s["frames"], "captured": s["captured"], "dropped": s["dropped"]})
+            samples.append(
+                {
+                    "t": round(time.monotonic() - t0, 1),
+                    "rss_mb": round(vm_kb("VmRSS") or float("nan"), 1),
+                    "queues": pipe.queue_depths(),
+                    "frames": s["frames"],
+                    "captured": s["captured"],
+                    "dropped": s["dropped"],
+                }
+            )
 
     threading.Thread(target=sampler, daemon=True).start()
     deadline = time.monotonic() + 60 * minutes
@@ -100,11 +114,24 @@ def soak(bundle: str, video: str, minutes: float, fail_every: float, sample_ever
     in_flight = s["captured"] - s["frames"] - s["dropped"]
     expected_failures = int(60 * minutes // fail_every) if fail_every > 0 else 0
     return {
-        "bundle": bundle, "backend": rt.info["backend"], "minutes": minutes, "frames": s["frames"], "captured": s["captured"],
-        "dropped": s["dropped"], "in_flight_at_end": in_flight, "counters_consistent": 0 <= in_flight <= 4,
-        "reconnects": s["reconnects"], "source_failures": s["source_failures"], "expected_failures": expected_failures,
-        "fps": s["fps"], "rss_first_mb": round(first, 1), "rss_last_mb": round(last, 1), "rss_max_mb": max(warm, default=None),
-        "rss_growth": growth, "max_queue_depth": max((max(x["queues"]) for x in samples), default=0), "samples": samples,
+        "bundle": bundle,
+        "backend": rt.info["backend"],
+        "minutes": minutes,
+        "frames": s["frames"],
+        "captured": s["captured"],
+        "dropped": s["dropped"],
+        "in_flight_at_end": in_flight,
+        "counters_consistent": 0 <= in_flight <= 4,
+        "reconnects": s["reconnects"],
+        "source_failures": s["source_failures"],
+        "expected_failures": expected_failures,
+        "fps": s["fps"],
+        "rss_first_mb": round(first, 1),
+        "rss_last_mb": round(last, 1),
+        "rss_max_mb": max(warm, default=None),
+        "rss_growth": growth,
+        "max_queue_depth": max((max(x["queues"]) for x in samples), default=0),
+        "samples": samples,
     }
 
 
@@ -113,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundle", nargs="+", required=True)
     p.add_argument("--video", help="video to loop (default: a synthetic 256x512 street video, 60 frames)")
     p.add_argument("--minutes", type=float, default=10.0)
-    p.add_argument("--fail-every", type=float, default=30.0, help="seconds between scripted source drop-outs (0: never)")
+    p.add_argument(
+        "--fail-every", type=float, default=30.0, help="seconds between scripted source drop-outs (0: never)"
+    )
     p.add_argument("--sample-every", type=float, default=10.0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path)
@@ -129,15 +158,23 @@ def main(argv: list[str] | None = None) -> int:
     for b in args.bundle:
         r = soak(b, video, args.minutes, args.fail_every, args.sample_every, args.threads)
         rows.append(r)
-        print(f"{Path(b).name:<16} {r['minutes']:.1f} min  {r['frames']} frames ({r['captured']} captured, {r['dropped']} dropped, "
-              f"{r['in_flight_at_end']} in flight: {'consistent' if r['counters_consistent'] else 'INCONSISTENT'})  "
-              f"{r['fps']:.1f} FPS  RSS {r['rss_first_mb']} -> {r['rss_last_mb']} MB (median of a minute, max {r['rss_max_mb']}) ({100 * r['rss_growth']:+.1f} %)  "
-              f"max queue {r['max_queue_depth']}  reconnects {r['reconnects']}/{r['source_failures']} failures "
-              f"(expected ~{r['expected_failures']})", flush=True)
+        print(
+            f"{Path(b).name:<16} {r['minutes']:.1f} min  {r['frames']} frames ({r['captured']} captured, "
+            f"{r['dropped']} dropped, "
+            f"{r['in_flight_at_end']} in flight: {'consistent' if r['counters_consistent'] else 'INCONSISTENT'})  "
+            f"{r['fps']:.1f} FPS  RSS {r['rss_first_mb']} -> {r['rss_last_mb']} MB (median of a minute, max "
+            f"{r['rss_max_mb']}) ({100 * r['rss_growth']:+.1f} %)  "
+            f"max queue {r['max_queue_depth']}  reconnects {r['reconnects']}/{r['source_failures']} failures "
+            f"(expected ~{r['expected_failures']})",
+            flush=True,
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1))
-    ok = all(r["counters_consistent"] and r["reconnects"] == r["source_failures"] and not r["rss_growth"] > 0.05 for r in rows)
+    ok = all(
+        r["counters_consistent"] and r["reconnects"] == r["source_failures"] and not r["rss_growth"] > 0.05
+        for r in rows
+    )
     return 0 if ok else 1
 
 

@@ -105,7 +105,9 @@ def _picture(path: Path, shown: list, obj: np.ndarray) -> None:
             mask = pan == seg.id
             out[mask] = (0.5 * out[mask] + 0.5 * colour).astype(np.uint8)
             ys, xs = np.nonzero(mask)
-            cv2.putText(out, str(seg.track_id), (int(xs.mean()), int(ys.mean())), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 2)
+            cv2.putText(
+                out, str(seg.track_id), (int(xs.mean()), int(ys.mean())), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 2
+            )
         contours, _ = cv2.findContours(obj.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(out, contours, -1, (255, 255, 255), 2)
         tiles.append(out)
@@ -121,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=Path("out/tracking-videos"))
     ap.add_argument("--post", action="append", default=[], help="post-processing setting grid, name=v1,v2")
     ap.add_argument("--track", action="append", default=[], help="Tracker setting grid, name=v1,v2")
-    ap.add_argument("--oracle", action="store_true", help="ground-truth masks renumbered per frame instead of the model")
+    ap.add_argument(
+        "--oracle", action="store_true", help="ground-truth masks renumbered per frame instead of the model"
+    )
     ap.add_argument("--per-video", action="store_true", help="print switches per video and by kind")
     ap.add_argument("--verbose", action="store_true", help="print every switch")
     ap.add_argument("--dump", type=Path, help="write a picture of each switch (frames before and at it) here")
@@ -137,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     for post in _grid(args.post) if not args.oracle else [{}]:
         if post:
             rt.set_postprocess(**post)
-        results = {} if args.oracle else {s: _results(rt, args.cache, s, images, {**base, **post}) for s, (images, _) in videos.items()}
+        results = (
+            {}
+            if args.oracle
+            else {s: _results(rt, args.cache, s, images, {**base, **post}) for s, (images, _) in videos.items()}
+        )
         pq = PanopticAccumulator(m.categories, ld, void)  # the same maps for every tracker setting
         for n_track, track in enumerate(_grid(args.track)):
             total, frames, tracked, per = 0, 0, [], []
@@ -165,10 +173,14 @@ def main(argv: list[str] | None = None) -> int:
                         born.setdefault(t, i)
                     for ev in acc.events[n_events:]:
                         kind = ("new" if born[ev[3]] == i else "young" if i - born[ev[3]] <= 5 else "old") + (
-                            "/old-alive" if ev[2] in alive else "/old-gone")
+                            "/old-alive" if ev[2] in alive else "/old-gone"
+                        )
                         kinds[kind] = kinds.get(kind, 0) + 1
                         if args.verbose:
-                            print(f"  seed {s} frame {ev[0]}: object {ev[1]} track {ev[2]} -> {ev[3]} ({kind})", flush=True)
+                            print(
+                                f"  seed {s} frame {ev[0]}: object {ev[1]} track {ev[2]} -> {ev[3]} ({kind})",
+                                flush=True,
+                            )
                         if args.dump:
                             _picture(args.dump / f"seed{s}_f{ev[0]:03d}_obj{ev[1]}.png", shown, gt == ev[1])
                 summ = acc.summary()
@@ -176,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                 frames += summ["frames"]
                 tracked.append(summ["tracked_fraction"])
                 per.append(summ["id_switches"])
-            line = f"post {post or '-'} track {track or '-'}: switches {total} / {frames} frames = {100 * total / frames:.2f} per 100"
+            line = f"post {post or '-'} track {track or '-'}: "
+            line += f"switches {total} / {frames} frames = {100 * total / frames:.2f} per 100"
             line += f", tracked {100 * np.mean(tracked):.1f} %"
             if not args.oracle:
                 r = pq.result()

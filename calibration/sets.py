@@ -88,7 +88,9 @@ def load_calibration_set(spec: str, input_spec: InputSpec, n: int = 64) -> Calib
     elif not path.exists():
         raise DataNotFoundError(f"calibration source not found: {spec!r} (a data spec, image folder, glob or video)")
     else:
-        raise FormatError(f"calibration source {spec!r}: not an image folder, a video ({', '.join(VIDEO_SUFFIXES)}) or a dataset")
+        raise FormatError(
+            f"calibration source {spec!r}: not an image folder, a video ({', '.join(VIDEO_SUFFIXES)}) or a dataset"
+        )
     if not frames:
         raise DataNotFoundError(f"calibration source {spec!r}: holds no images")
     return CalibrationSet([preprocess(f, input_spec) for _, f in frames], spec, [name for name, _ in frames])

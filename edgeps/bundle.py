@@ -99,7 +99,17 @@ _TOP_KEYS = {
     "source_checkpoint_sha256": (str, type(None)),
     "target": dict,
 }
-_REQUIRED = ("format_version", "model_name", "format", "precision", "model_file", "categories", "input", "outputs", "postprocess")
+_REQUIRED = (
+    "format_version",
+    "model_name",
+    "format",
+    "precision",
+    "model_file",
+    "categories",
+    "input",
+    "outputs",
+    "postprocess",
+)
 _INPUT_KEYS = {"size": list, "resize": str, "channel_order": str, "layout": str, "mean": list, "std": list}
 
 
@@ -115,7 +125,9 @@ def _check_keys(raw: dict, spec: dict, where: str) -> None:
             raise FormatError(f"{where}: unknown field '{key}' (known: {', '.join(spec)})")
         expected = spec[key]
         if isinstance(value, bool) or not isinstance(value, expected):
-            raise FormatError(f"{where}.{key}: expected {_type_name(expected)}, got {type(value).__name__} {value!r}"[:300])
+            raise FormatError(
+                f"{where}.{key}: expected {_type_name(expected)}, got {type(value).__name__} {value!r}"[:300]
+            )
 
 
 def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
@@ -126,7 +138,10 @@ def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
             raise FormatError(f"{where}: missing field '{key}'")
     _check_keys(raw, _TOP_KEYS, where)
     if raw["format_version"] != FORMAT_VERSION:
-        raise FormatError(f"{where}.format_version: this edgeps reads version {FORMAT_VERSION}, the bundle has {raw['format_version']}")
+        raise FormatError(
+            f"{where}.format_version: this edgeps reads version {FORMAT_VERSION}, the bundle has "
+            f"{raw['format_version']}"
+        )
     if raw["format"] not in FORMATS:
         raise FormatError(f"{where}.format: expected one of {', '.join(FORMATS)}, got {raw['format']!r}")
     if raw["precision"] not in PRECISIONS:
@@ -171,7 +186,12 @@ def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
             raise FormatError(f"{where}.outputs: unknown head '{head}' (known: {', '.join(HEADS)})")
         index = desc.get("index") if isinstance(desc, dict) else None
         if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-            raise FormatError(f"{where}.outputs.{head}: expected a mapping with an integer 'index' >= 0 (and 'name', 'layout'), got {desc!r}"[:300])
+            raise FormatError(
+                f"{where}.outputs.{head}: expected a mapping with an integer 'index' >= 0 (and 'name', 'layout'), "
+                f"got {desc!r}"[
+                    :300
+                ]
+            )
     indices = [desc["index"] for desc in outputs.values()]
     if len(set(indices)) != len(indices):
         raise FormatError(f"{where}.outputs: two heads share one output index ({indices})")
@@ -180,7 +200,9 @@ def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
     except ValueError as exc:
         raise FormatError(str(exc)) from None
     if raw.get("label_divisor", 1000) != post.label_divisor:
-        raise FormatError(f"{where}.label_divisor: {raw['label_divisor']} differs from postprocess.label_divisor {post.label_divisor}")
+        raise FormatError(
+            f"{where}.label_divisor: {raw['label_divisor']} differs from postprocess.label_divisor {post.label_divisor}"
+        )
     return Manifest(
         model_name=raw["model_name"],
         format=raw["format"],

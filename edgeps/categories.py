@@ -76,9 +76,13 @@ def _parse_category(raw: Any, where: str) -> Category:
     ):
         raise CategoryError(f"{where}: field 'color' must be three integers 0..255 (R, G, B), got {color!r}")
     did = raw.get("dataset_id")
-    if did is not None and (isinstance(did, bool) or not isinstance(did, (int, np.integer)) or not 0 <= did <= MAX_CATEGORY_ID):
+    if did is not None and (
+        isinstance(did, bool) or not isinstance(did, (int, np.integer)) or not 0 <= did <= MAX_CATEGORY_ID
+    ):
         raise CategoryError(f"{where}: field 'dataset_id' must be an integer 0..{MAX_CATEGORY_ID}, got {did!r}")
-    return Category(int(cid), name, thing, (int(color[0]), int(color[1]), int(color[2])), None if did is None else int(did))
+    return Category(
+        int(cid), name, thing, (int(color[0]), int(color[1]), int(color[2])), None if did is None else int(did)
+    )
 
 
 def _default_color(cid: int) -> tuple[int, int, int]:

@@ -50,13 +50,42 @@ FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
         Format("torch", "torch_format", ("torch",), "train", "model.pt", ("model.pt",), ("fp32",), (), "torch", "-"),
-        Format("onnx", "onnx_format", ("onnx", "onnxruntime"), "export", "model.onnx", ("model.onnx",), PRECISIONS,
-               ("generic", "cpu-vnni", "tensorrt"), "onnxruntime", f"the prediction convs and all after them; {_STEM}"),
-        Format("openvino", "openvino_format", ("openvino", "nncf"), "export", "model.xml", ("model.xml", "model.bin"),
-               PRECISIONS, ("generic", "cpu-vnni", "gpu", "npu"), "openvino",
-               f"softmax/argmax, the center and offset predictions; {_STEM}"),
-        Format("tflite", "tflite_format", ("litert_torch", "ai_edge_quantizer"), "export", "model.tflite", ("model.tflite",),
-               PRECISIONS, ("generic", "cpu-vnni"), "tflite", f"the instance heads' prediction tail; {_STEM}"),
+        Format(
+            "onnx",
+            "onnx_format",
+            ("onnx", "onnxruntime"),
+            "export",
+            "model.onnx",
+            ("model.onnx",),
+            PRECISIONS,
+            ("generic", "cpu-vnni", "tensorrt"),
+            "onnxruntime",
+            f"the prediction convs and all after them; {_STEM}",
+        ),
+        Format(
+            "openvino",
+            "openvino_format",
+            ("openvino", "nncf"),
+            "export",
+            "model.xml",
+            ("model.xml", "model.bin"),
+            PRECISIONS,
+            ("generic", "cpu-vnni", "gpu", "npu"),
+            "openvino",
+            f"softmax/argmax, the center and offset predictions; {_STEM}",
+        ),
+        Format(
+            "tflite",
+            "tflite_format",
+            ("litert_torch", "ai_edge_quantizer"),
+            "export",
+            "model.tflite",
+            ("model.tflite",),
+            PRECISIONS,
+            ("generic", "cpu-vnni"),
+            "tflite",
+            f"the instance heads' prediction tail; {_STEM}",
+        ),
     )
 }
 
@@ -71,7 +100,9 @@ BACKENDS: dict[str, Backend] = {
 }
 
 
-def check_export_request(formats: list[str], precisions: list[str], target: str) -> tuple[list[tuple[str, str]], list[str]]:
+def check_export_request(
+    formats: list[str], precisions: list[str], target: str
+) -> tuple[list[tuple[str, str]], list[str]]:
     """The (format, precision) jobs of an export request (formats x precisions), and the
     combinations left out because a format does not offer that precision (``torch-int8``).
 
@@ -102,7 +133,8 @@ def check_export_request(formats: list[str], precisions: list[str], target: str)
 def formats_help() -> str:
     """One line per format for --help texts: name, precisions, int8 targets, backend."""
     return "; ".join(
-        f"{f.name} ({'/'.join(f.precisions)}{', int8 targets ' + '/'.join(f.targets) if f.targets else ''})" for f in FORMATS.values()
+        f"{f.name} ({'/'.join(f.precisions)}{', int8 targets ' + '/'.join(f.targets) if f.targets else ''})"
+        for f in FORMATS.values()
     )
 
 

@@ -21,7 +21,9 @@ def encode(class_id: np.ndarray | int, instance_id: np.ndarray | int, label_divi
     return np.asarray(class_id, dtype=np.int32) * np.int32(label_divisor) + np.asarray(instance_id, dtype=np.int32)
 
 
-def decode(panoptic: np.ndarray, label_divisor: int = LABEL_DIVISOR, void_label: int = VOID_LABEL) -> tuple[np.ndarray, np.ndarray]:
+def decode(
+    panoptic: np.ndarray, label_divisor: int = LABEL_DIVISOR, void_label: int = VOID_LABEL
+) -> tuple[np.ndarray, np.ndarray]:
     """Split a panoptic map into (class map, instance map); void pixels get class ``void_label``."""
     pan = np.asarray(panoptic)
     void = pan == void_label
@@ -117,7 +119,9 @@ def segments_of(
     else:
         ids, index = compact
         if np.shape(index) != pan.shape:
-            raise InputShapeError(f"compact: index map of shape {np.shape(index)}, expected {pan.shape} (the panoptic map's)")
+            raise InputShapeError(
+                f"compact: index map of shape {np.shape(index)}, expected {pan.shape} (the panoptic map's)"
+            )
         inverse = np.asarray(index).ravel()
     n = len(ids)
     # Two histograms of (segment, line): per segment and source row, the output columns its

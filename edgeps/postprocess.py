@@ -140,9 +140,7 @@ def _dominance_map(centers: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _cell_candidates(
-    centers: np.ndarray, y0: np.ndarray, x0: np.ndarray, cell: float
-) -> np.ndarray:
+def _cell_candidates(centers: np.ndarray, y0: np.ndarray, x0: np.ndarray, cell: float) -> np.ndarray:
     """(U, K) bool: which centers may be nearest to some point of each cell.
 
     A cell is the square [y0, y0 + cell] x [x0, x0 + cell]. A center is dropped only when its
@@ -190,7 +188,9 @@ def _nearest_center(vy: np.ndarray, vx: np.ndarray, centers: np.ndarray) -> np.n
         cell *= 2.0
     # Cells are widened by a hair so a point that rounding put just outside is still covered.
     eps = 1e-6 * cell
-    cand = _cell_candidates(centers, lo_y + (occupied // nx) * cell - eps, lo_x + (occupied % nx) * cell - eps, cell + 2 * eps)
+    cand = _cell_candidates(
+        centers, lo_y + (occupied // nx) * cell - eps, lo_x + (occupied % nx) * cell - eps, cell + 2 * eps
+    )
     counts = cand.sum(axis=1)
     m = int(counts.max())
     # Candidate lists in ascending center order, padded by repeating the first one (a repeat
@@ -315,7 +315,9 @@ def merge_semantic_and_instance(
     numbers = np.empty_like(order)
     numbers[order] = np.arange(order.size) - np.searchsorted(sorted_cls, sorted_cls, side="left") + 1
     if numbers.size and numbers.max() >= label_divisor:
-        raise InputShapeError(f"more than {label_divisor - 1} instances of one class: raise label_divisor or lower top_k")
+        raise InputShapeError(
+            f"more than {label_divisor - 1} instances of one class: raise label_divisor or lower top_k"
+        )
     instance_ids[present] = cls_present * label_divisor + numbers
     table = np.concatenate([[void_label], instance_ids]).astype(np.int32)
     values = _lookup(_pad_table(table, instance), instance)
@@ -357,7 +359,9 @@ def _check_inputs(
     if center_heatmap.ndim == 3 and center_heatmap.shape[0] == 1:
         center_heatmap = center_heatmap[0]
     if center_heatmap.shape != hw:
-        raise InputShapeError(f"center_heatmap: expected shape {tuple(hw)} to match semantic, got {center_heatmap.shape}")
+        raise InputShapeError(
+            f"center_heatmap: expected shape {tuple(hw)} to match semantic, got {center_heatmap.shape}"
+        )
     if not np.issubdtype(center_heatmap.dtype, np.floating):
         raise InputShapeError(f"center_heatmap: expected a float array, got dtype {center_heatmap.dtype}")
     if offsets.shape != (2, *hw):
@@ -417,7 +421,10 @@ def panoptic_prediction_from_heads(
         raise InputShapeError(f"thing_ids: must be >= 0, got {things.tolist()}")
     if semantic.ndim == 3 and things.size and things.max() >= semantic.shape[0]:
         bad = sorted(set(things[things >= semantic.shape[0]].tolist()))
-        raise CategoryError(f"thing_ids: {bad} are not among the {semantic.shape[0]} classes (0..{semantic.shape[0] - 1}) of the semantic logits")
+        raise CategoryError(
+            f"thing_ids: {bad} are not among the {semantic.shape[0]} classes (0..{semantic.shape[0] - 1}) of the "
+            "semantic logits"
+        )
     if semantic.ndim == 3:
         if semantic_prob is None and compute_scores:
             shifted = semantic - semantic.max(axis=0, keepdims=True)
@@ -454,12 +461,21 @@ def panoptic_prediction_from_heads(
 
 
 def _segment_scores(
-    ids: np.ndarray, inverse: np.ndarray, prob: np.ndarray, instance_ids: np.ndarray, center_scores: np.ndarray, void_label: int
+    ids: np.ndarray,
+    inverse: np.ndarray,
+    prob: np.ndarray,
+    instance_ids: np.ndarray,
+    center_scores: np.ndarray,
+    void_label: int,
 ) -> dict[int, float]:
     mean_prob = np.bincount(inverse, weights=prob.ravel().astype(np.float64)) / np.bincount(inverse)
-    center_of = {int(pid): float(s) for pid, s in zip(instance_ids.tolist(), center_scores.tolist()) if pid != void_label}
+    center_of = {
+        int(pid): float(s) for pid, s in zip(instance_ids.tolist(), center_scores.tolist()) if pid != void_label
+    }
     return {
-        int(pid): float(p) * center_of.get(int(pid), 1.0) for pid, p in zip(ids.tolist(), mean_prob.tolist()) if pid != void_label
+        int(pid): float(p) * center_of.get(int(pid), 1.0)
+        for pid, p in zip(ids.tolist(), mean_prob.tolist())
+        if pid != void_label
     }
 
 
@@ -529,7 +545,14 @@ class PostprocessSettings:
         if raw is not None and not isinstance(raw, dict):
             raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
         raw = dict(raw or {})
-        kinds = {"threshold": (int, float), "nms_kernel": (int,), "top_k": (int, type(None)), "stuff_area": (int,), "label_divisor": (int,), "void_label": (int,)}
+        kinds = {
+            "threshold": (int, float),
+            "nms_kernel": (int,),
+            "top_k": (int, type(None)),
+            "stuff_area": (int,),
+            "label_divisor": (int,),
+            "void_label": (int,),
+        }
         for key, value in raw.items():
             if key not in kinds:
                 raise ConfigError(f"{where}: unknown key '{key}' (known: {', '.join(kinds)})")

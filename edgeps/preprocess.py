@@ -92,7 +92,11 @@ def frame_index(geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
 
     def axis(n_src: int, n_out: int) -> np.ndarray:
         ramp = np.arange(n_src, dtype=np.int32).reshape(-1, 1)
-        out = ramp.ravel() if n_src == n_out else cv2.resize(ramp, (1, n_out), interpolation=cv2.INTER_NEAREST_EXACT).ravel()
+        out = (
+            ramp.ravel()
+            if n_src == n_out
+            else cv2.resize(ramp, (1, n_out), interpolation=cv2.INTER_NEAREST_EXACT).ravel()
+        )
         out.flags.writeable = False  # cached: shared by every caller
         return out
 
@@ -135,7 +139,13 @@ def preprocess(frame: np.ndarray, spec: InputSpec) -> np.ndarray:
     h, w = spec.size
     if (g.height, g.width) != (h, w):
         bgr = cv2.copyMakeBorder(
-            bgr, g.top, h - g.height - g.top, g.left, w - g.width - g.left, cv2.BORDER_CONSTANT, value=pad_color_bgr(spec)
+            bgr,
+            g.top,
+            h - g.height - g.top,
+            g.left,
+            w - g.width - g.left,
+            cv2.BORDER_CONSTANT,
+            value=pad_color_bgr(spec),
         )
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     scale = np.float32(1.0) / np.asarray(spec.std, np.float32)

@@ -20,4 +20,7 @@ class PanopticResult:
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"segments": [s.to_dict() for s in self.segments], "timings": {k: round(v, 3) for k, v in self.timings.items()}}
+        return {
+            "segments": [s.to_dict() for s in self.segments],
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }

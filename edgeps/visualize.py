@@ -25,9 +25,7 @@ def _check_panoptic(panoptic: np.ndarray, shape: tuple[int, ...] | None = None) 
         ok = pan.shape == shape
     if not ok:
         want = f"({shape[0]}, {shape[1]}) to match image" if shape is not None else "(H, W)"
-        raise InputShapeError(
-            f"panoptic: expected a {want} integer array, got shape {pan.shape} dtype {pan.dtype}"
-        )
+        raise InputShapeError(f"panoptic: expected a {want} integer array, got shape {pan.shape} dtype {pan.dtype}")
     return pan
 
 
@@ -121,9 +119,7 @@ def _colorize(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(colour map, distinct ids) of a checked, non-empty panoptic map."""
     ids, index = _lookup(pan)
-    colors = segment_colors(
-        ids, categories, label_divisor=label_divisor, void_label=void_label, void_color=void_color
-    )
+    colors = segment_colors(ids, categories, label_divisor=label_divisor, void_label=void_label, void_color=void_color)
     # Gather one packed 4-byte word per pixel: several times faster than gathering (N, 3) rows.
     packed = np.zeros((len(colors), 4), dtype=np.uint8)
     packed[:, :3] = colors
@@ -140,9 +136,7 @@ def boundaries(panoptic: np.ndarray) -> np.ndarray:
     return edge
 
 
-def _draw_legend(
-    out: np.ndarray, ids: np.ndarray, categories: Categories, label_divisor: int, void_label: int
-) -> None:
+def _draw_legend(out: np.ndarray, ids: np.ndarray, categories: Categories, label_divisor: int, void_label: int) -> None:
     """A box in the top-left corner with a swatch and name per class present, in category order."""
     present = np.unique(ids[ids != void_label] // label_divisor).tolist()
     if not present:

@@ -53,7 +53,13 @@ def _export_fp32(job: ExportJob, path) -> str:
                 h, w = torch.export.Dim("height", min=32, max=4096), torch.export.Dim("width", min=32, max=4096)
                 kwargs["dynamic_shapes"] = {"x": {2: h, 3: w}}
             prog = torch.onnx.export(
-                deploy, (x,), input_names=["input"], output_names=list(OUTPUT_HEADS), opset_version=OPSET, dynamo=True, **kwargs
+                deploy,
+                (x,),
+                input_names=["input"],
+                output_names=list(OUTPUT_HEADS),
+                opset_version=OPSET,
+                dynamo=True,
+                **kwargs,
             )
             prog.save(str(path))
             exporter = "dynamo"
@@ -87,7 +93,9 @@ def graph_opset(path) -> int:
 def _to_fp16(src, dst) -> None:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True, op_block_list=["ArgMax", "Softmax", "ReduceMax"])
+    model = convert_float_to_float16(
+        onnx.load(str(src)), keep_io_types=True, op_block_list=["ArgMax", "Softmax", "ReduceMax"]
+    )
     onnx.save(model, str(dst))
 
 
@@ -129,7 +137,10 @@ def _to_int8(job: ExportJob, src, dst) -> dict:
     graph = onnx.load(str(src))
     stem = _float_convs(graph, FLOAT_STEM)
     if not stem:
-        log.warning("onnx int8: no encoder stem conv found by name (%s); it is quantized (class agreement may drop)", ", ".join(FLOAT_STEM))
+        log.warning(
+            "onnx int8: no encoder stem conv found by name (%s); it is quantized (class agreement may drop)",
+            ", ".join(FLOAT_STEM),
+        )
     quantize_static(
         str(src),
         str(dst),
@@ -140,7 +151,10 @@ def _to_int8(job: ExportJob, src, dst) -> dict:
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         calibrate_method=CalibrationMethod.Percentile,
-        extra_options={"CalibPercentile": 99.99, "CalibStridedMinMax": calibration_stride(len(job.calibration.batches))},
+        extra_options={
+            "CalibPercentile": 99.99,
+            "CalibStridedMinMax": calibration_stride(len(job.calibration.batches)),
+        },
         op_types_to_quantize=["Conv", "Add", "Concat", "Resize", "Mul", "GlobalAveragePool", "ReduceMean"],
         nodes_to_exclude=_float_tail(graph, KEEP_FLOAT) + stem,
     )

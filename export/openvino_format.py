@@ -122,7 +122,11 @@ def quantize(job: ExportJob, model: Any) -> tuple[Any, dict[str, Any]]:
         raise ConfigError(f"--target: openvino takes one of {', '.join(TARGETS)}, got {job.target!r}")
     settings = TARGETS[job.target]
     keep_float = regression_upsamples(model)
-    stem = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() in CONVS and any(k in op.get_friendly_name() for k in FLOAT_STEM)]
+    stem = [
+        op.get_friendly_name()
+        for op in model.get_ordered_ops()
+        if op.get_type_name() in CONVS and any(k in op.get_friendly_name() for k in FLOAT_STEM)
+    ]
     quantized = nncf.quantize(
         model,
         nncf_dataset(job.calibration),

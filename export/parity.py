@@ -45,7 +45,9 @@ class _Subset:
         return self.dataset[i]
 
 
-def parity_report(runtime: Any, reference: Any, model: torch.nn.Module, dataset: Any, n: int, precision: str) -> dict[str, Any]:
+def parity_report(
+    runtime: Any, reference: Any, model: torch.nn.Module, dataset: Any, n: int, precision: str
+) -> dict[str, Any]:
     """Compare ``runtime`` (a loaded bundle) with ``reference`` (the torch fp32 runtime-like
     predictor built from ``model``) on the first ``n`` images of ``dataset``."""
     deploy = DeployModel(model).eval()
@@ -75,8 +77,10 @@ def parity_report(runtime: Any, reference: Any, model: torch.nn.Module, dataset:
     return {
         "images": len(subset),
         "max_abs_diff": max_diff,
-        "mean_abs_diff": {h: (sum_diff[h] / count[h] if np.isfinite(sum_diff[h]) else float("inf")) if count[h] else 0.0
-                          for h in FLOAT_HEADS},
+        "mean_abs_diff": {
+            h: (sum_diff[h] / count[h] if np.isfinite(sum_diff[h]) else float("inf")) if count[h] else 0.0
+            for h in FLOAT_HEADS
+        },
         "class_agreement": agree / max(total, 1),
         "pq_torch_fp32": pq_torch,
         "pq_bundle": pq_bundle,
@@ -96,16 +100,20 @@ def check_parity(report: dict[str, Any], name: str) -> None:
         mean = report.get("mean_abs_diff", {})
         bad = {h: d for h, d in mean.items() if not d <= FP16_MEAN_TOLERANCE[h]}  # NaN fails too
         if broken or bad or set(mean) != set(FP16_MEAN_TOLERANCE):
-            raise ExportError(f"{name}: fp16 heads differ from torch fp32: mean |diff| {mean} (bars {FP16_MEAN_TOLERANCE}), "
-                              f"non-finite max on {sorted(broken) or 'none'}")
+            raise ExportError(
+                f"{name}: fp16 heads differ from torch fp32: mean |diff| {mean} (bars {FP16_MEAN_TOLERANCE}), "
+                f"non-finite max on {sorted(broken) or 'none'}"
+            )
         if report["class_agreement"] < FP16_MIN_AGREEMENT:
             raise ExportError(
                 f"{name}: fp16 class maps agree with torch on {100 * report['class_agreement']:.2f} % of pixels "
                 f"(< {100 * FP16_MIN_AGREEMENT:.0f} %)"
             )
         if not abs(report["pq_diff_points"]) <= FP16_MAX_PQ_POINTS:
-            raise ExportError(f"{name}: fp16 PQ differs from torch fp32 by {report['pq_diff_points']:.2f} points "
-                              f"(more than {FP16_MAX_PQ_POINTS})")
+            raise ExportError(
+                f"{name}: fp16 PQ differs from torch fp32 by {report['pq_diff_points']:.2f} points "
+                f"(more than {FP16_MAX_PQ_POINTS})"
+            )
     if report["precision"] == "int8" and report["class_agreement"] < INT8_MIN_AGREEMENT:
         raise ExportError(
             f"{name}: int8 class maps agree with torch on {100 * report['class_agreement']:.2f} % of pixels "

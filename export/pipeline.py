@@ -51,7 +51,9 @@ class ExportFailed(ExportError):
     def __init__(self, results: list[ExportResult], failures: dict[str, str]) -> None:
         self.results, self.failures = results, failures
         done = f"{len(results)} bundle(s) passed" if results else "no bundle passed"
-        super().__init__(f"{len(failures)} export(s) failed ({done}): " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
+        super().__init__(
+            f"{len(failures)} export(s) failed ({done}): " + "; ".join(f"{k}: {v}" for k, v in failures.items())
+        )
 
 
 def _model_data(cfg: Any, calib: str | None, parity_data: str | None, *, need_calib: bool) -> tuple[str, str]:
@@ -71,7 +73,8 @@ def _model_data(cfg: Any, calib: str | None, parity_data: str | None, *, need_ca
                 open_dataset(spec)
             except EdgepsError as exc:
                 raise ConfigError(
-                    f"the checkpoint was trained on data.{field} {getattr(cfg.data, field)!r}, which cannot be opened here "
+                    f"the checkpoint was trained on data.{field} {getattr(cfg.data, field)!r}, which cannot be "
+                    "opened here "
                     f"({exc}); give calibration and parity images with --calib SPEC and --parity-data SPEC"
                 ) from None
         chosen.append(spec)
@@ -126,7 +129,9 @@ def export_bundles(
         calibration = load_calibration_set(calib, spec, n=calib_images)
         log.info("calibration: %d images from %s", len(calibration.batches), calib)
     parity_set = open_dataset(parity_data)
-    if calibration is not None and set(calibration.names) & {parity_set[i].name for i in range(min(parity_images, len(parity_set)))}:
+    if calibration is not None and set(calibration.names) & {
+        parity_set[i].name for i in range(min(parity_images, len(parity_set)))
+    }:
         raise ConfigError(f"parity images ({parity_data}) overlap the calibration images ({calib}): use disjoint sets")
     reference = TorchPredictor(model, categories, spec, cfg.postprocess)
     sha = file_sha256(checkpoint)
@@ -136,8 +141,26 @@ def export_bundles(
     for fmt, precision in jobs:
         name = f"{fmt}-{precision}"
         try:
-            results.append(_export_one(fmt, precision, model, categories, cfg, spec, calibration, target, dynamic_hw,
-                                       reference, parity_set, parity_data, parity_images, checkpoint, sha, out))
+            results.append(
+                _export_one(
+                    fmt,
+                    precision,
+                    model,
+                    categories,
+                    cfg,
+                    spec,
+                    calibration,
+                    target,
+                    dynamic_hw,
+                    reference,
+                    parity_set,
+                    parity_data,
+                    parity_images,
+                    checkpoint,
+                    sha,
+                    out,
+                )
+            )
         except (ConfigError, ExportError) as exc:
             failures[name] = " ".join(str(exc).split())
             log.error("%s: %s", name, failures[name])
@@ -146,8 +169,24 @@ def export_bundles(
     return results
 
 
-def _export_one(fmt, precision, model, categories, cfg, spec, calibration, target, dynamic_hw, reference, parity_set,
-                parity_data, parity_images, checkpoint, sha, out) -> ExportResult:
+def _export_one(
+    fmt,
+    precision,
+    model,
+    categories,
+    cfg,
+    spec,
+    calibration,
+    target,
+    dynamic_hw,
+    reference,
+    parity_set,
+    parity_data,
+    parity_images,
+    checkpoint,
+    sha,
+    out,
+) -> ExportResult:
     """One combination: export into a hidden folder, gate it, rename it into place (or to
     ``<name>.rejected`` when the gate fails, which raises ExportError)."""
     from edgeps.runtimes import load
@@ -163,7 +202,9 @@ def _export_one(fmt, precision, model, categories, cfg, spec, calibration, targe
     bundle.mkdir(parents=True)
     try:
         module = importlib.import_module(f"edgeps.export.{info.export_module}")
-        job = ExportJob(model, dict(cfg.model), spec, precision, bundle, info.model_file, calibration, target, dynamic_hw)
+        job = ExportJob(
+            model, dict(cfg.model), spec, precision, bundle, info.model_file, calibration, target, dynamic_hw
+        )
         try:
             art = module.export(job)
         except (ConfigError, ExportError):
@@ -177,7 +218,10 @@ def _export_one(fmt, precision, model, categories, cfg, spec, calibration, targe
             model_file=art.model_file,
             categories=categories,
             input=spec,
-            outputs={h: {"name": h, "index": art.output_index.get(h, i), "layout": OUTPUT_LAYOUTS[h]} for i, h in enumerate(OUTPUT_HEADS)},
+            outputs={
+                h: {"name": h, "index": art.output_index.get(h, i), "layout": OUTPUT_LAYOUTS[h]}
+                for i, h in enumerate(OUTPUT_HEADS)
+            },
             postprocess=cfg.postprocess,
             label_divisor=cfg.postprocess.label_divisor,
             model_config={k: v for k, v in cfg.model.items() if k not in ("num_classes", "pretrained")},
@@ -197,9 +241,13 @@ def _export_one(fmt, precision, model, categories, cfg, spec, calibration, targe
         raise
     log.info(
         "%s: %.1f s, %.2f MB, parity: max|diff| %s, class agreement %.4f, PQ %.2f vs torch %.2f",
-        name, art.seconds, art.size_bytes / 1e6,
+        name,
+        art.seconds,
+        art.size_bytes / 1e6,
         {k: f"{v:.2e}" for k, v in report["max_abs_diff"].items()},
-        report["class_agreement"], 100 * report["pq_bundle"], 100 * report["pq_torch_fp32"],
+        report["class_agreement"],
+        100 * report["pq_bundle"],
+        100 * report["pq_torch_fp32"],
     )
     try:
         check_parity(report, name)

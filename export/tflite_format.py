@@ -78,12 +78,16 @@ def signature_io(content: bytes) -> tuple[str, dict[str, int]]:
     inputs, outputs = runner.get_input_details(), runner.get_output_details()
     expected = [f"output_{i}" for i in range(len(OUTPUT_HEADS))]
     if len(inputs) != 1 or sorted(outputs) != sorted(expected):
-        raise ExportError(f"TFLite signature has inputs {list(inputs)} and outputs {list(outputs)}, expected one input and {expected}")
+        raise ExportError(
+            f"TFLite signature has inputs {list(inputs)} and outputs {list(outputs)}, expected one input and {expected}"
+        )
     order = [d["index"] for d in interp.get_output_details()]
     positions = {head: order.index(outputs[name]["index"]) for head, name in zip(OUTPUT_HEADS, expected)}
     semantic = interp.get_output_details()[positions["semantic"]]["dtype"]
     if semantic != np.int32:
-        raise ExportError(f"TFLite model: semantic output is {np.dtype(semantic).name}, expected int32 (the in-graph ArgMax)")
+        raise ExportError(
+            f"TFLite model: semantic output is {np.dtype(semantic).name}, expected int32 (the in-graph ArgMax)"
+        )
     return next(iter(inputs)), positions
 
 

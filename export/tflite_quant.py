@@ -58,7 +58,11 @@ def quiet() -> Iterator[None]:
     os.environ[key] = "n"
     logging.disable(logging.INFO)  # ai_edge_quantizer logs each transformation on the root logger
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -76,7 +80,10 @@ def to_fp16(content: bytes) -> bytes:
 
     q = quantizer.Quantizer(content)
     q.add_weight_only_config(
-        regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=16, algorithm_key=AlgorithmName.FLOAT_CASTING
+        regex=".*",
+        operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+        num_bits=16,
+        algorithm_key=AlgorithmName.FLOAT_CASTING,
     )
     with quiet():
         return bytes(q.quantize(enable_progress_report=False).quantized_model)
@@ -89,7 +96,9 @@ def _ops_named(content: bytes, pattern: re.Pattern[str]) -> tuple[Any, list, lis
 
     subgraph = fb.read_model(content).subgraphs[0]
     ops, tensors = subgraph.operators, subgraph.tensors
-    hits = {i for i, op in enumerate(ops) if len(op.outputs) and pattern.search(fb.get_tensor_name(tensors[op.outputs[0]]))}
+    hits = {
+        i for i, op in enumerate(ops) if len(op.outputs) and pattern.search(fb.get_tensor_name(tensors[op.outputs[0]]))
+    }
     return fb, ops, tensors, hits
 
 
@@ -125,12 +134,16 @@ def to_int8(content: bytes, calibration: CalibrationSet, input_name: str) -> tup
     q = quantizer.Quantizer(content, getattr(recipe, INT8_RECIPE)())
     tail = float_tail_scopes(content)
     if not tail:
-        log.warning("tflite int8: no center/offset prediction conv found by name; the whole graph is int8 (PQ may drop)")
+        log.warning(
+            "tflite int8: no center/offset prediction conv found by name; the whole graph is int8 (PQ may drop)"
+        )
     stem = stem_scopes(content)
     if not stem:
         log.warning("tflite int8: no encoder stem op found by name; it is quantized (class agreement may drop)")
     for scope in tail + stem:
-        q.update_quantization_recipe(f"^{re.escape(scope)}$", qtyping.TFLOperationName.ALL_SUPPORTED, algorithm_key=AlgorithmName.NO_QUANTIZE)
+        q.update_quantization_recipe(
+            f"^{re.escape(scope)}$", qtyping.TFLOperationName.ALL_SUPPORTED, algorithm_key=AlgorithmName.NO_QUANTIZE
+        )
     q.update_quantization_recipe(".*", qtyping.TFLOperationName.OUTPUT, algorithm_key=AlgorithmName.NO_QUANTIZE)
     with quiet():
         ranges = q.calibrate(representative_data(calibration, input_name))

@@ -41,12 +41,16 @@ def load(
         raise ConfigError(f"backend: unknown '{name}' (known: {', '.join(BACKENDS)})")
     b = BACKENDS[name]
     if manifest.format not in b.formats:
-        raise ConfigError(f"backend '{name}' runs {', '.join(b.formats)} bundles; {bundle_dir} is a {manifest.format} bundle")
+        raise ConfigError(
+            f"backend '{name}' runs {', '.join(b.formats)} bundles; {bundle_dir} is a {manifest.format} bundle"
+        )
     try:
         module = importlib.import_module(f"edgeps.runtimes.{b.runtime_module}")
     except ImportError as exc:
         package = "' or '".join(b.packages)
-        raise ConfigError(f"backend '{name}' needs the '{package}' package: pip install 'edgeps[{b.extra}]' ({exc})") from None
+        raise ConfigError(
+            f"backend '{name}' needs the '{package}' package: pip install 'edgeps[{b.extra}]' ({exc})"
+        ) from None
     return module.BACKEND(Path(bundle_dir), manifest, device=device, threads=threads, **options)
 
 

@@ -32,7 +32,9 @@ class Runtime:
 
     name = "base"
 
-    def __init__(self, bundle_dir: Path, manifest: Manifest, *, device: str = "cpu", threads: int | None = None, **options: Any):
+    def __init__(
+        self, bundle_dir: Path, manifest: Manifest, *, device: str = "cpu", threads: int | None = None, **options: Any
+    ):
         self.bundle_dir = bundle_dir
         self.manifest = manifest
         self.device = device
@@ -54,10 +56,16 @@ class Runtime:
         return preprocess(image, self.manifest.input)
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        expected = (1, 3, *self.manifest.input.size) if self.manifest.input.layout == "NCHW" else (1, *self.manifest.input.size, 3)
+        expected = (
+            (1, 3, *self.manifest.input.size)
+            if self.manifest.input.layout == "NCHW"
+            else (1, *self.manifest.input.size, 3)
+        )
         if not isinstance(batch, np.ndarray) or batch.shape != expected or batch.dtype != np.float32:
             got = f"{batch.dtype} {batch.shape}" if isinstance(batch, np.ndarray) else type(batch).__name__
-            raise InputShapeError(f"infer: expected a float32 batch of shape {expected} (from rt.preprocess), got {got}")
+            raise InputShapeError(
+                f"infer: expected a float32 batch of shape {expected} (from rt.preprocess), got {got}"
+            )
         with self._lock:
             return self._infer(batch)
 
@@ -110,9 +118,15 @@ class Runtime:
         if np.issubdtype(semantic.dtype, np.integer):
             top = int(semantic.max())
             if top >= n:
-                raise FormatError(f"{self.bundle_dir / MANIFEST_NAME}: the model predicts class {top}, the manifest lists {n} categories (0..{n - 1})")
+                raise FormatError(
+                    f"{self.bundle_dir / MANIFEST_NAME}: the model predicts class {top}, the manifest lists {n} "
+                    f"categories (0..{n - 1})"
+                )
         elif semantic.ndim == 4 and semantic.shape[1] != n:
-            raise FormatError(f"{self.bundle_dir / MANIFEST_NAME}: the model has {semantic.shape[1]} classes, the manifest lists {n} categories")
+            raise FormatError(
+                f"{self.bundle_dir / MANIFEST_NAME}: the model has {semantic.shape[1]} classes, the manifest lists "
+                f"{n} categories"
+            )
 
     # -- for backends ---------------------------------------------------------------------
     def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -124,7 +138,8 @@ class Runtime:
         for head, desc in self.manifest.outputs.items():
             if desc["index"] >= len(values):
                 raise FormatError(
-                    f"{self.bundle_dir / MANIFEST_NAME}: outputs.{head}.index is {desc['index']}, the model has {len(values)} outputs"
+                    f"{self.bundle_dir / MANIFEST_NAME}: outputs.{head}.index is {desc['index']}, the model has "
+                    f"{len(values)} outputs"
                 )
             out[head] = values[desc["index"]]
         return out

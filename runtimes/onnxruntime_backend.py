@@ -68,7 +68,9 @@ def provider_config(
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
 
-    def __init__(self, bundle_dir: Path, manifest: Manifest, *, device: str = "cpu", threads: int | None = None, **options: Any):
+    def __init__(
+        self, bundle_dir: Path, manifest: Manifest, *, device: str = "cpu", threads: int | None = None, **options: Any
+    ):
         super().__init__(bundle_dir, manifest, device=device, threads=threads, **options)
         options = dict(options)
         # Memory patterns pre-plan one block for all activations: measured here at 512x1024 it

@@ -73,7 +73,9 @@ def _static_shape(manifest: Manifest) -> list[int]:
 class OpenVinoRuntime(Runtime):
     name = "openvino"
 
-    def __init__(self, bundle_dir: Path, manifest: Manifest, *, device: str = "cpu", threads: int | None = None, **options: Any):
+    def __init__(
+        self, bundle_dir: Path, manifest: Manifest, *, device: str = "cpu", threads: int | None = None, **options: Any
+    ):
         super().__init__(bundle_dir, manifest, device=device, threads=threads, **options)
         core = ov.Core()
         target, warning = resolve_device(device, core.available_devices)
@@ -90,10 +92,13 @@ class OpenVinoRuntime(Runtime):
                 model.reshape({model.inputs[0]: _static_shape(manifest)})
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses for a bad file
             raise FormatError(
-                f"{path} (+ {weights.name}): OpenVINO cannot read this model, the .xml or the .bin is corrupt ({brief(exc)})"
+                f"{path} (+ {weights.name}): OpenVINO cannot read this model, the .xml or the .bin is corrupt "
+                f"({brief(exc)})"
             ) from None
         if len(model.outputs) < len(manifest.outputs):
-            raise FormatError(f"{path}: the model has {len(model.outputs)} outputs, the manifest expects {len(manifest.outputs)}")
+            raise FormatError(
+                f"{path}: the model has {len(model.outputs)} outputs, the manifest expects {len(manifest.outputs)}"
+            )
         self.compiled = core.compile_model(model, target, config)
         self.request = self.compiled.create_infer_request()
         self._n_outputs = len(self.compiled.outputs)

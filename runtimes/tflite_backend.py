@@ -71,7 +71,9 @@ def dequantize_output(value: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
 class TfliteRuntime(Runtime):
     name = "tflite"
 
-    def __init__(self, bundle_dir: Path, manifest: Manifest, *, device: str = "cpu", threads: int | None = None, **options: Any):
+    def __init__(
+        self, bundle_dir: Path, manifest: Manifest, *, device: str = "cpu", threads: int | None = None, **options: Any
+    ):
         super().__init__(bundle_dir, manifest, device=device, threads=threads, **options)
         if options:
             raise ConfigError(f"tflite: unknown options {sorted(options)}")

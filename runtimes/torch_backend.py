@@ -17,7 +17,9 @@ from edgeps.runtimes.base import Runtime
 class TorchRuntime(Runtime):
     name = "torch"
 
-    def __init__(self, bundle_dir: Path, manifest: Manifest, *, device: str = "cpu", threads: int | None = None, **options: Any):
+    def __init__(
+        self, bundle_dir: Path, manifest: Manifest, *, device: str = "cpu", threads: int | None = None, **options: Any
+    ):
         super().__init__(bundle_dir, manifest, device=device, threads=threads, **options)
         from edgeps.model import ModelConfig, PanopticModel
         from edgeps.model.deploy import DeployModel
@@ -30,12 +32,17 @@ class TorchRuntime(Runtime):
             torch.set_num_threads(threads)
         path = bundle_dir / manifest.model_file
         if not zipfile.is_zipfile(path):
-            raise FormatError(f"{path}: not a torch state dict (expected the zip archive torch.save writes; the file is truncated or corrupt)")
+            raise FormatError(
+                f"{path}: not a torch state dict (expected the zip archive torch.save writes; the file is truncated "
+                "or corrupt)"
+            )
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise FormatError(f"{path}: not a readable torch state dict ({brief(exc)})") from None
-        cfg = ModelConfig.from_dict({**manifest.model_config, "num_classes": len(manifest.categories), "pretrained": False})
+        cfg = ModelConfig.from_dict(
+            {**manifest.model_config, "num_classes": len(manifest.categories), "pretrained": False}
+        )
         model = PanopticModel(cfg)
         try:
             model.load_state_dict(state, strict=True)
@@ -43,7 +50,9 @@ class TorchRuntime(Runtime):
             raise FormatError(f"{path}: weights do not fit the manifest's model_config ({brief(exc)})") from None
         self._device = torch.device(device if device == "cpu" or torch.cuda.is_available() else "cpu")
         self.model = DeployModel(model).to(self._device).eval()
-        self.info.update({"device": self._device.type, "threads": torch.get_num_threads(), "versions": {"torch": torch.__version__}})
+        self.info.update(
+            {"device": self._device.type, "threads": torch.get_num_threads(), "versions": {"torch": torch.__version__}}
+        )
 
     @torch.inference_mode()
     def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:

@@ -14,12 +14,10 @@ COCO_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "coco_panoptic_sample"
 @pytest.fixture(scope="session")
 def coco_sample() -> Path:
     """The two-image COCO panoptic sample (panoptic_examples.json + panoptic_examples/*.png)."""
-    if (
-        not (COCO_SAMPLE / "panoptic_examples.json").is_file()
-        or not (COCO_SAMPLE / "panoptic_examples").is_dir()
-    ):
+    if not (COCO_SAMPLE / "panoptic_examples.json").is_file() or not (COCO_SAMPLE / "panoptic_examples").is_dir():
         pytest.skip(
-            f"COCO panoptic sample data not found at {COCO_SAMPLE} (expected ../shared/data/coco_panoptic_sample next to the repo)"
+            f"COCO panoptic sample data not found at {COCO_SAMPLE} (expected ../shared/data/coco_panoptic_sample "
+            "next to the repo)"
         )
     return COCO_SAMPLE
 
@@ -60,9 +58,31 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny")
     cfg = config_from_dict(
         {
-            "model": {"width_mult": 0.5, "pretrained": False, "semantic_channels": 32, "instance_channels": 32, "aspp_channels": 32, "head_channels": 16},
-            "data": {"train_images": 8, "val": "synth:val:2", "val_images": 2, "input_size": list(TINY_SIZE), "crop": list(TINY_SIZE), "scale_range": [1.0, 1.0], "center_sigma": 3.0},
-            "schedule": {"max_steps": 40, "batch_size": 4, "lr": 0.005, "eval_every": 0, "checkpoint_every": 0, "threads": 2},
+            "model": {
+                "width_mult": 0.5,
+                "pretrained": False,
+                "semantic_channels": 32,
+                "instance_channels": 32,
+                "aspp_channels": 32,
+                "head_channels": 16,
+            },
+            "data": {
+                "train_images": 8,
+                "val": "synth:val:2",
+                "val_images": 2,
+                "input_size": list(TINY_SIZE),
+                "crop": list(TINY_SIZE),
+                "scale_range": [1.0, 1.0],
+                "center_sigma": 3.0,
+            },
+            "schedule": {
+                "max_steps": 40,
+                "batch_size": 4,
+                "lr": 0.005,
+                "eval_every": 0,
+                "checkpoint_every": 0,
+                "threads": 2,
+            },
             "postprocess": {"stuff_area": 32},
         }
     )

@@ -9,8 +9,18 @@ from __future__ import annotations
 import numpy as np
 
 
-def oracle_panoptic(semantic, center, offsets, thing_ids, label_divisor=1000, stuff_area=2048,
-                    void_label=-1, threshold=0.1, nms_kernel=7, top_k=200):
+def oracle_panoptic(
+    semantic,
+    center,
+    offsets,
+    thing_ids,
+    label_divisor=1000,
+    stuff_area=2048,
+    void_label=-1,
+    threshold=0.1,
+    nms_kernel=7,
+    top_k=200,
+):
     if semantic.ndim == 3:
         semantic = semantic.argmax(axis=0)
     h, w = semantic.shape

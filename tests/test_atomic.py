@@ -99,7 +99,9 @@ def test_failed_checkpoint_save_keeps_the_previous_checkpoint(tmp_path):
             raise RuntimeError("cannot pickle this")
 
     with pytest.raises(Exception, match="cannot pickle"):
-        save_checkpoint(path, {"model": {"w": torch.zeros(3)}, "config": {}, "categories": [], "step": 2, "x": Unpicklable()})
+        save_checkpoint(
+            path, {"model": {"w": torch.zeros(3)}, "config": {}, "categories": [], "step": 2, "x": Unpicklable()}
+        )
     assert load_checkpoint(path)["step"] == 1
     assert _visible(tmp_path) == ["last.pt"] and len(list(tmp_path.iterdir())) == 1
 
@@ -210,11 +212,15 @@ def test_bundle_export_killed_mid_way_leaves_the_old_bundle(tiny_checkpoint, tmp
     (old / "edgeps.yaml").write_text("old: bundle\n")
     script = f"""
         from edgeps.export.pipeline import export_bundles
-        export_bundles({str(tiny_checkpoint)!r}, ["torch"], ["fp32"], {str(out)!r}, parity_data="synth:val:16", parity_images=16)
+        export_bundles({str(tiny_checkpoint)!r}, ["torch"], ["fp32"], {str(out)!r},
+                       parity_data="synth:val:16", parity_images=16)
     """
+
     def started() -> bool:
         return any((p / "model.pt").exists() for p in out.glob(".torch-fp32.tmp*"))
 
     _sigkill_when(script, started, "the export never started its bundle", tries=6000, pause=0.02)
-    assert (old / "edgeps.yaml").read_text() == "old: bundle\n" and sorted(p.name for p in old.iterdir()) == ["edgeps.yaml"]
+    assert (old / "edgeps.yaml").read_text() == "old: bundle\n" and sorted(p.name for p in old.iterdir()) == [
+        "edgeps.yaml"
+    ]
     assert _visible(out) == ["torch-fp32"]  # the half-made bundle only under its hidden name

@@ -98,8 +98,17 @@ def _garbage(p: Path) -> None:
         ("torch", "model.pt", _truncate, "not a torch state dict"),
         ("torch", "model.pt", _garbage, "not a torch state dict"),
     ],
-    ids=["onnx-truncated", "onnx-garbage", "openvino-xml-truncated", "openvino-bin-truncated", "openvino-bin-garbage",
-         "tflite-truncated", "tflite-garbage", "torch-truncated", "torch-garbage"],
+    ids=[
+        "onnx-truncated",
+        "onnx-garbage",
+        "openvino-xml-truncated",
+        "openvino-bin-truncated",
+        "openvino-bin-garbage",
+        "tflite-truncated",
+        "tflite-garbage",
+        "torch-truncated",
+        "torch-garbage",
+    ],
 )
 def test_corrupt_model_file_is_a_format_error_naming_the_file(fp32_bundles, tmp_path, fmt, file, damage, expected):
     from edgeps.runtimes import load
@@ -173,13 +182,25 @@ MANIFEST_CASES = {
     "wrong-type-size": (_set("input.size", "64x128"), "input.size: expected list, got str"),
     "wrong-size-values": (_set("input.size", [64, -1]), "input.size: expected [H, W] positive integers"),
     "wrong-type-postprocess": (_set("postprocess.nms_kernel", 7.5), "postprocess.nms_kernel: expected int"),
-    "negative-output-index": (_set("outputs.center.index", -1), "outputs.center: expected a mapping with an integer 'index' >= 0"),
+    "negative-output-index": (
+        _set("outputs.center.index", -1),
+        "outputs.center: expected a mapping with an integer 'index' >= 0",
+    ),
     "shared-output-index": (_set("outputs.center.index", 0), "outputs: two heads share one output index"),
-    "category-id-too-large": (lambda m: m["categories"][0].update(id=2**40), "categories[0]: field 'id' must be an integer 0..65535"),
+    "category-id-too-large": (
+        lambda m: m["categories"][0].update(id=2**40),
+        "categories[0]: field 'id' must be an integer 0..65535",
+    ),
     "unknown-version": (_set("format_version", 2), "format_version: this edgeps reads version 1, the bundle has 2"),
     "unknown-format": (_set("format", "caffe"), "format: expected one of torch, onnx, openvino, tflite, got 'caffe'"),
-    "duplicate-category-ids": (lambda m: m["categories"].append(dict(m["categories"][0], name="copy")), "duplicate category id 0"),
-    "category-isthing-wrong": (lambda m: m["categories"][0].update(isthing="yes"), "categories[0]: field 'isthing' must be 0/1"),
+    "duplicate-category-ids": (
+        lambda m: m["categories"].append(dict(m["categories"][0], name="copy")),
+        "duplicate category id 0",
+    ),
+    "category-isthing-wrong": (
+        lambda m: m["categories"][0].update(isthing="yes"),
+        "categories[0]: field 'isthing' must be 0/1",
+    ),
     "top-level-list": (lambda m: None, "expected a mapping at the top level, got list"),
 }
 
@@ -192,7 +213,12 @@ def test_output_index_beyond_the_model_outputs(fp32_bundles, frame, tmp_path):
     raw["outputs"]["offset"]["index"] = 7  # the graph has 4 outputs
     (bundle / MANIFEST_NAME).write_text(yaml.safe_dump(raw))
     rt = load(bundle, threads=1)
-    _raises(FormatError, lambda: rt.predict(frame), str(bundle / MANIFEST_NAME), "outputs.offset.index is 7, the model has 4 outputs")
+    _raises(
+        FormatError,
+        lambda: rt.predict(frame),
+        str(bundle / MANIFEST_NAME),
+        "outputs.offset.index is 7, the model has 4 outputs",
+    )
 
 
 @pytest.mark.parametrize("case", list(MANIFEST_CASES))
@@ -241,7 +267,12 @@ def test_thing_ids_not_among_the_classes():
 
     logits = np.zeros((3, 8, 8), np.float32)
     heads = (np.zeros((8, 8), np.float32), np.zeros((2, 8, 8), np.float32))
-    _raises(CategoryError, lambda: panoptic_from_heads(logits, *heads, thing_ids=[1, 5, 7]), "thing_ids: [5, 7]", "3 classes (0..2)")
+    _raises(
+        CategoryError,
+        lambda: panoptic_from_heads(logits, *heads, thing_ids=[1, 5, 7]),
+        "thing_ids: [5, 7]",
+        "3 classes (0..2)",
+    )
 
 
 # ------------------------------------------------------------------------------ frames
@@ -256,7 +287,10 @@ VALID_FRAMES = {
     "gray-HxWx1": (lambda f: _gray(f)[:, :, None], lambda f: np.repeat(_gray(f)[:, :, None], 3, axis=2)),
     "bgra": (lambda f: np.dstack([f, np.full(f.shape[:2], 200, np.uint8)]), lambda f: f),
     "non-contiguous-view": (lambda f: np.ascontiguousarray(np.pad(f, ((0, 0), (0, 0), (0, 1))))[:, :, :3], lambda f: f),
-    "strided-crop": (lambda f: np.ascontiguousarray(np.pad(f, ((0, 0), (0, f.shape[1]), (0, 0))))[:, ::2][:, : f.shape[1] // 2], None),
+    "strided-crop": (
+        lambda f: np.ascontiguousarray(np.pad(f, ((0, 0), (0, f.shape[1]), (0, 0))))[:, ::2][:, : f.shape[1] // 2],
+        None,
+    ),
 }
 
 
@@ -280,7 +314,10 @@ BAD_FRAMES = {
     "zero-height": (np.zeros((0, 64, 3), np.uint8), ["empty frame", "(0, 64, 3)"]),
     "zero-width-gray": (np.zeros((48, 0), np.uint8), ["empty frame", "(48, 0)"]),
     # a view with zero strides: the shape is huge, the memory is not
-    "too-large": (np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (16385, 64, 3)), ["(16385, 64, 3)", "maximum of 16384 pixels per side"]),
+    "too-large": (
+        np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (16385, 64, 3)),
+        ["(16385, 64, 3)", "maximum of 16384 pixels per side"],
+    ),
     "not-an-array": ([[0, 0, 0]], ["expected a numpy array, got list"]),
 }
 
@@ -315,7 +352,12 @@ def _heads(onnx_runtime, frame) -> dict[str, np.ndarray]:
 def test_non_finite_heads_are_rejected_naming_the_head(onnx_runtime, frame, head, value, name):
     heads = _heads(onnx_runtime, frame)
     heads[head].reshape(-1)[heads[head].size // 2] = value
-    _raises(InputShapeError, lambda: onnx_runtime.postprocess(heads, frame.shape[:2]), f"{name}: shape", "contains NaN or Inf")
+    _raises(
+        InputShapeError,
+        lambda: onnx_runtime.postprocess(heads, frame.shape[:2]),
+        f"{name}: shape",
+        "contains NaN or Inf",
+    )
 
 
 def test_non_finite_semantic_logits_are_rejected():
@@ -325,7 +367,9 @@ def test_non_finite_semantic_logits_are_rejected():
     logits[1, 2, 3] = np.nan
     _raises(
         InputShapeError,
-        lambda: panoptic_from_heads(logits, np.zeros((8, 8), np.float32), np.zeros((2, 8, 8), np.float32), thing_ids=[1]),
+        lambda: panoptic_from_heads(
+            logits, np.zeros((8, 8), np.float32), np.zeros((2, 8, 8), np.float32), thing_ids=[1]
+        ),
         "semantic: logits of shape (3, 8, 8) contain NaN or Inf",
     )
 
@@ -334,13 +378,22 @@ def test_class_beyond_the_manifest_categories(onnx_runtime, frame):
     heads = _heads(onnx_runtime, frame)
     n = len(onnx_runtime.manifest.categories)
     heads["semantic"][0, 3, 5] = n  # a model trained with one class more than the manifest lists
-    _raises(FormatError, lambda: onnx_runtime.postprocess(heads, frame.shape[:2]), "edgeps.yaml", f"the model predicts class {n}, the manifest lists {n} categories")
+    _raises(
+        FormatError,
+        lambda: onnx_runtime.postprocess(heads, frame.shape[:2]),
+        "edgeps.yaml",
+        f"the model predicts class {n}, the manifest lists {n} categories",
+    )
 
 
 def test_head_of_the_wrong_shape(onnx_runtime, frame):
     heads = _heads(onnx_runtime, frame)
     heads["offset"] = heads["offset"][:, :1]
-    _raises(InputShapeError, lambda: onnx_runtime.postprocess(heads, frame.shape[:2]), "offsets: expected shape (2, 64, 128)")
+    _raises(
+        InputShapeError,
+        lambda: onnx_runtime.postprocess(heads, frame.shape[:2]),
+        "offsets: expected shape (2, 64, 128)",
+    )
 
 
 # ------------------------------------------------------------------------------ calibration
@@ -360,7 +413,12 @@ def test_unreadable_calibration_image(tmp_path, frame):
 
     cv2.imwrite(str(tmp_path / "a.png"), frame)
     (tmp_path / "b.jpg").write_bytes(b"\xff\xd8 truncated jpeg")
-    _raises(FormatError, lambda: load_calibration_set(str(tmp_path), InputSpec(SIZE)), str(tmp_path / "b.jpg"), "not a readable image")
+    _raises(
+        FormatError,
+        lambda: load_calibration_set(str(tmp_path), InputSpec(SIZE)),
+        str(tmp_path / "b.jpg"),
+        "not a readable image",
+    )
 
 
 def test_empty_calibration_spec():
@@ -376,7 +434,9 @@ def test_calibration_video_that_is_not_a_video(tmp_path):
 
     fake = tmp_path / "calib.mp4"
     fake.write_text("just text\n")
-    _raises(FormatError, lambda: load_calibration_set(str(fake), InputSpec(SIZE)), str(fake), "cannot open it as a video")
+    _raises(
+        FormatError, lambda: load_calibration_set(str(fake), InputSpec(SIZE)), str(fake), "cannot open it as a video"
+    )
 
 
 # ------------------------------------------------------------------------------ frame sources
@@ -440,11 +500,19 @@ CONFIG_CASES = {
     "unknown-key": ("schedule: {batch_sise: 4}\n", ConfigError, "schedule: unknown key 'batch_sise'"),
     "unknown-section": ("optimizer: {lr: 0.1}\n", ConfigError, "unknown section 'optimizer'"),
     "unknown-model-key": ("model: {depth: 3}\n", ConfigError, "unknown key 'depth'"),
-    "wrong-type-int": ("schedule: {batch_size: four}\n", ConfigError, "schedule.batch_size: expected an integer, got 'four'"),
+    "wrong-type-int": (
+        "schedule: {batch_size: four}\n",
+        ConfigError,
+        "schedule.batch_size: expected an integer, got 'four'",
+    ),
     "wrong-type-bool": ("data: {flip: 1}\n", ConfigError, "data.flip: expected true/false, got 1"),
     "wrong-type-pair": ("data: {crop: 256}\n", ConfigError, "data.crop: expected a list of 2 values"),
     "wrong-type-postprocess": ("postprocess: {top_k: many}\n", ConfigError, "postprocess.top_k: expected int/NoneType"),
-    "nan-threshold": ("postprocess: {threshold: .nan}\n", ConfigError, "postprocess.threshold: expected a finite number"),
+    "nan-threshold": (
+        "postprocess: {threshold: .nan}\n",
+        ConfigError,
+        "postprocess.threshold: expected a finite number",
+    ),
     "infinite-lr": ("schedule: {lr: .inf}\n", ConfigError, "schedule.lr: expected a finite number, got inf"),
     "section-not-mapping": ("loss: [1, 2]\n", ConfigError, "loss: expected a mapping, got list"),
     "not-yaml": ("schedule: {lr: [0.1\n", ConfigError, "not valid YAML"),
@@ -538,11 +606,34 @@ def test_cli_corrupt_bundle_is_one_line_and_exit_2(fp32_bundles, tmp_path, capsy
         (["eval", "--checkpoint", "{tmp}/notes.txt"], "not a readable edgeps checkpoint"),
         (["train", "--config", "{tmp}/bad.yaml", "--out", "{tmp}/run"], "not valid YAML"),
         (["model-info", "--config", "{tmp}/unknown.yaml"], "model: unknown key 'depth'"),
-        (["eval-coco", "--gt-json", "{tmp}/notes.txt", "--gt-dir", "{tmp}", "--pred-json", "{tmp}/notes.txt", "--pred-dir", "{tmp}"], "not valid JSON"),
+        (
+            [
+                "eval-coco",
+                "--gt-json",
+                "{tmp}/notes.txt",
+                "--gt-dir",
+                "{tmp}",
+                "--pred-json",
+                "{tmp}/notes.txt",
+                "--pred-dir",
+                "{tmp}",
+            ],
+            "not valid JSON",
+        ),
         (["eval", "--bundle", "{tmp}", "--data", "synth:val:1"], "no edgeps.yaml manifest"),
-        (["data", "synth", "--out", "{tmp}/notes.txt/set", "--n", "1", "--size", "32x64"], "Not a directory: '{tmp}/notes.txt"),
+        (
+            ["data", "synth", "--out", "{tmp}/notes.txt/set", "--n", "1", "--size", "32x64"],
+            "Not a directory: '{tmp}/notes.txt",
+        ),
     ],
-    ids=["checkpoint-not-a-checkpoint", "config-not-yaml", "config-unknown-key", "json-not-json", "folder-not-a-bundle", "output-under-a-file"],
+    ids=[
+        "checkpoint-not-a-checkpoint",
+        "config-not-yaml",
+        "config-unknown-key",
+        "json-not-json",
+        "folder-not-a-bundle",
+        "output-under-a-file",
+    ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, fragment):
     (tmp_path / "notes.txt").write_text("not json, not a checkpoint\n")

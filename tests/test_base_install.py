@@ -48,6 +48,8 @@ def test_core_imports_and_postprocesses_without_torch():
 
 
 def test_cli_version():
-    proc = subprocess.run([sys.executable, "-m", "edgeps.apps.cli", "--version"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeps.apps.cli", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0
     assert proc.stdout.strip().startswith("edgeps ")

@@ -27,7 +27,22 @@ def matrix_run(tiny_checkpoint, tmp_path_factory) -> dict:
     measures it in a worker, writes a.json + a.png."""
     out = tmp_path_factory.mktemp("bench")
     cache = out / "cache"
-    args = ["bench", "--checkpoint", str(tiny_checkpoint), "--sizes", "64x128", "--formats", "onnx", "--precisions", "fp32", "--cache", str(cache), *ITERS, "--json", str(out / "a.json")]
+    args = [
+        "bench",
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--sizes",
+        "64x128",
+        "--formats",
+        "onnx",
+        "--precisions",
+        "fp32",
+        "--cache",
+        str(cache),
+        *ITERS,
+        "--json",
+        str(out / "a.json"),
+    ]
     return {"out": out, "cache": cache, "args": args}
 
 
@@ -37,7 +52,9 @@ def first_run(matrix_run) -> dict:
     import sys
 
     # its own process: the test process keeps the parent's view (progress lines on stderr)
-    proc = subprocess.run([sys.executable, "-m", "edgeps.apps.cli", *matrix_run["args"]], capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeps.apps.cli", *matrix_run["args"]], capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((matrix_run["out"] / "a.json").read_text())
     return {**matrix_run, "stdout": proc.stdout, "stderr": proc.stderr, "report": report}
@@ -76,12 +93,23 @@ def test_json_follows_the_schema(first_run):
     validate_bench_json(report)
     assert report["schema"] == SCHEMA
     cfg = report["config"]
-    assert (cfg["iters"], cfg["warmup"], cfg["threads"], cfg["data"], cfg["isolation"]) == (3, 1, 1, "synth:val:2", "subprocess")
+    assert (cfg["iters"], cfg["warmup"], cfg["threads"], cfg["data"], cfg["isolation"]) == (
+        3,
+        1,
+        1,
+        "synth:val:2",
+        "subprocess",
+    )
     dev = report["device"]
     assert dev["cpu_count"] >= 1 and isinstance(dev["isa_flags"], list) and dev["cpu_model"]
     assert {"python", "numpy", "cv2", "onnxruntime"} <= set(dev["versions"])
     (row,) = report["results"]
-    assert (row["format"], row["precision"], row["backend"], row["input_size"]) == ("onnx", "fp32", "onnxruntime", [64, 128])
+    assert (row["format"], row["precision"], row["backend"], row["input_size"]) == (
+        "onnx",
+        "fp32",
+        "onnxruntime",
+        [64, 128],
+    )
     assert row["providers"] == ["CPUExecutionProvider"] and row["device"] == "cpu" and row["threads"] == 1
     for stage in STAGES:  # total + the stage split
         st = row["latency_ms"][stage]
@@ -127,7 +155,24 @@ def test_bundle_mode_in_process_with_deprecated_frames_and_compare(first_run, tm
     bundle = _bundle(first_run)
     b_json = tmp_path / "b.json"
     chart = tmp_path / "chart" / "b.png"
-    rc = main(["bench", "--bundle", str(bundle), "--in-process", "--frames", "2", "--warmup", "0", "--data", "synth:val:1", "--json", str(b_json), "--chart", str(chart)])
+    rc = main(
+        [
+            "bench",
+            "--bundle",
+            str(bundle),
+            "--in-process",
+            "--frames",
+            "2",
+            "--warmup",
+            "0",
+            "--data",
+            "synth:val:1",
+            "--json",
+            str(b_json),
+            "--chart",
+            str(chart),
+        ]
+    )
     assert rc == 0
     err = capsys.readouterr().err
     assert "--frames is deprecated" in err
@@ -185,7 +230,9 @@ def test_bench_runtime_kept_for_old_callers():
 
     class Fake:
         def predict(self, frame):
-            return PanopticResult(np.zeros(frame.shape[:2], np.int32), timings={"preprocess": 1.0, "infer": 2.0, "postprocess": 0.5})
+            return PanopticResult(
+                np.zeros(frame.shape[:2], np.int32), timings={"preprocess": 1.0, "infer": 2.0, "postprocess": 0.5}
+            )
 
     r = bench_runtime(Fake(), [np.zeros((4, 4, 3), np.uint8)], 5, 1)
     assert r["infer_ms"] == 2.0 and r["infer_fps"] == pytest.approx(500.0) and r["fps"] > 0

@@ -74,7 +74,9 @@ def test_open_dataset_parses_synth_specs() -> None:
     assert len(open_dataset("synth:train")) == 1_000_000
 
 
-@pytest.mark.parametrize("spec", ["synth:", "synth:test", "synth:train:0", "synth:train:x", "synth:val:300", "synth:val:1:2", ""])
+@pytest.mark.parametrize(
+    "spec", ["synth:", "synth:test", "synth:train:0", "synth:train:x", "synth:val:300", "synth:val:1:2", ""]
+)
 def test_bad_synth_specs_are_config_errors_naming_the_spec(spec: str) -> None:
     with pytest.raises(ConfigError) as err:
         open_dataset(spec)
@@ -291,7 +293,9 @@ def _fake_cityscapes(root, split: str = "val") -> np.ndarray:
     img_dir.mkdir(parents=True)
     image = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
     cv2.imwrite(str(img_dir / f"{name}_leftImg8bit.png"), image)
-    t = {c.id: i for i, c in enumerate(CITYSCAPES_CATEGORIES)}  # road 0, building 2, sky 10, person 11, car 13, bicycle 18
+    t = {
+        c.id: i for i, c in enumerate(CITYSCAPES_CATEGORIES)
+    }  # road 0, building 2, sky 10, person 11, car 13, bicycle 18
     road, bld, sky, person, car, bike = (t[k] * 1000 for k in (7, 11, 23, 24, 26, 33))
     return np.array(
         [

@@ -18,8 +18,23 @@ from edgeps.apps.bench.report import validate_bench_json
 from edgeps.apps.cli import main
 
 TINY = {
-    "model": {"width_mult": 0.5, "pretrained": False, "semantic_channels": 32, "instance_channels": 32, "aspp_channels": 32, "head_channels": 16},
-    "data": {"train_images": 8, "val": "synth:val:2", "val_images": 2, "input_size": [64, 128], "crop": [64, 128], "scale_range": [1.0, 1.0], "center_sigma": 3.0},
+    "model": {
+        "width_mult": 0.5,
+        "pretrained": False,
+        "semantic_channels": 32,
+        "instance_channels": 32,
+        "aspp_channels": 32,
+        "head_channels": 16,
+    },
+    "data": {
+        "train_images": 8,
+        "val": "synth:val:2",
+        "val_images": 2,
+        "input_size": [64, 128],
+        "crop": [64, 128],
+        "scale_range": [1.0, 1.0],
+        "center_sigma": 3.0,
+    },
     "schedule": {"max_steps": 12, "batch_size": 4, "lr": 0.005, "eval_every": 0, "checkpoint_every": 0, "threads": 2},
     "postprocess": {"stuff_area": 32, "threshold": 0.01},
 }
@@ -39,8 +54,23 @@ def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     cfg = out / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(TINY))
-    argv = ["demo", "--out", str(out), "--config", str(cfg), "--train-minutes", "0.5", "--formats", "onnx",
-            "--precisions", "fp32", "--frames", "8", "--video-size", "96x192"]
+    argv = [
+        "demo",
+        "--out",
+        str(out),
+        "--config",
+        str(cfg),
+        "--train-minutes",
+        "0.5",
+        "--formats",
+        "onnx",
+        "--precisions",
+        "fp32",
+        "--frames",
+        "8",
+        "--video-size",
+        "96x192",
+    ]
     docs_before = _docs_state()
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
@@ -83,7 +113,14 @@ def test_an_export_that_failed_for_this_checkpoint_is_not_tried_again(demo_run, 
     sha = file_sha256(out / "train" / "checkpoints" / "best.pt")
     marker = out / "bundles" / "onnx-int8.failed.json"
     marker.write_text(json.dumps({"checkpoint_sha256": sha, "target": "generic", "error": "parity 97.15 % < 98 %"}))
-    argv = [*argv[: argv.index("--precisions")], "--precisions", "fp32,int8", "--target", "generic", *argv[argv.index("--precisions") + 2 :]]
+    argv = [
+        *argv[: argv.index("--precisions")],
+        "--precisions",
+        "fp32,int8",
+        "--target",
+        "generic",
+        *argv[argv.index("--precisions") + 2 :],
+    ]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "onnx-int8: not exported (failed for this checkpoint before: parity 97.15 % < 98 %" in text

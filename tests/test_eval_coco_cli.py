@@ -28,9 +28,7 @@ def sample_args(coco_sample: Path) -> list[str]:
     ]
 
 
-def test_identity_table_and_json(
-    coco_sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_identity_table_and_json(coco_sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_json = tmp_path / "result.json"
     assert main([*sample_args(coco_sample), "--json", str(out_json)]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -57,9 +55,7 @@ def test_identity_table_and_json(
     assert len(result["per_class"]) == 133
 
 
-def test_bad_path_is_a_one_line_error(
-    coco_sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_bad_path_is_a_one_line_error(coco_sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = sample_args(coco_sample)
     missing = tmp_path / "missing.json"
     args[args.index("--pred-json") + 1] = str(missing)
@@ -67,6 +63,4 @@ def test_bad_path_is_a_one_line_error(
     captured = capsys.readouterr()
     assert captured.out == ""
     err = captured.err.strip().splitlines()
-    assert (
-        len(err) == 1 and err[0].startswith("edgeps eval-coco: error:") and str(missing) in err[0]
-    )
+    assert len(err) == 1 and err[0].startswith("edgeps eval-coco: error:") and str(missing) in err[0]

@@ -26,7 +26,14 @@ def bundles(tiny_checkpoint, tmp_path_factory) -> dict[str, Path]:
 
     out = tmp_path_factory.mktemp("bundles")
     results = export_bundles(
-        tiny_checkpoint, ["torch", "onnx"], ["fp32", "int8"], out, calib="synth:train:8", calib_images=8, parity_data="synth:val:2", parity_images=2
+        tiny_checkpoint,
+        ["torch", "onnx"],
+        ["fp32", "int8"],
+        out,
+        calib="synth:train:8",
+        calib_images=8,
+        parity_data="synth:val:2",
+        parity_images=2,
     )
     return {r.name: r.path for r in results}
 
@@ -220,9 +227,15 @@ def test_runtime_only_environment_predicts_without_torch(bundles):
     py = Path(os.environ.get("EDGEPS_RUNTIME_PYTHON", REPO / ".venv-runtime" / "bin" / "python"))
     if not py.exists():
         pytest.fail(f"runtime-only environment missing at {py}: scripts/test.sh builds it (.[ort], no torch)")
-    check = subprocess.run([str(py), "-c", "import importlib.util as u; print(u.find_spec('torch') is None)"], capture_output=True, text=True)
+    check = subprocess.run(
+        [str(py), "-c", "import importlib.util as u; print(u.find_spec('torch') is None)"],
+        capture_output=True,
+        text=True,
+    )
     assert check.stdout.strip() == "True", "the runtime-only environment must not have torch installed"
-    proc = subprocess.run([str(py), "-c", RUNTIME_ONLY, str(bundles["onnx-int8"])], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(py), "-c", RUNTIME_ONLY, str(bundles["onnx-int8"])], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("OK onnxruntime")
 
@@ -233,7 +246,9 @@ def test_export_rejects_unknown_format_and_empty_calibration(tiny_checkpoint, tm
     with pytest.raises(ConfigError, match="unknown format 'caffe'"):
         export_bundles(tiny_checkpoint, ["caffe"], ["fp32"], tmp_path)
     # every bad part of a request in one error, before anything is exported
-    with pytest.raises(ConfigError, match="unknown format 'caffe'.*unknown precision 'int4'.*tflite int8 takes --target"):
+    with pytest.raises(
+        ConfigError, match="unknown format 'caffe'.*unknown precision 'int4'.*tflite int8 takes --target"
+    ):
         export_bundles(tiny_checkpoint, ["caffe", "onnx", "tflite"], ["int4", "int8"], tmp_path, target="tensorrt")
     with pytest.raises(ConfigError, match="no requested format offers int8"):
         export_bundles(tiny_checkpoint, ["torch"], ["int8"], tmp_path)

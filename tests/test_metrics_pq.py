@@ -82,25 +82,17 @@ class Sample:
 
     def present(self, isthing: bool | None = None) -> int:
         """Categories with a non-crowd GT segment: the n of the identity prediction."""
-        return sum(
-            1
-            for c in self.categories
-            if self.n_segments(c.id) and (isthing is None or c.isthing == isthing)
-        )
+        return sum(1 for c in self.categories if self.n_segments(c.id) and (isthing is None or c.isthing == isthing))
 
 
 @pytest.fixture
 def sample(coco_sample: Path) -> Sample:
     gt_json = coco_sample / "panoptic_examples.json"
     data = read_json(gt_json)
-    return Sample(
-        gt_json, coco_sample / "panoptic_examples", data, Categories.from_list(data["categories"])
-    )
+    return Sample(gt_json, coco_sample / "panoptic_examples", data, Categories.from_list(data["categories"]))
 
 
-def write_pred(
-    root: Path, images: dict[int, Image], categories: Categories, name: str = "pred"
-) -> tuple[Path, Path]:
+def write_pred(root: Path, images: dict[int, Image], categories: Categories, name: str = "pred") -> tuple[Path, Path]:
     entries = [(im.image_id, im.file_name, im.ids, im.segments) for im in images.values()]
     write_coco_panoptic(root / f"{name}.json", root / name, entries, categories)
     return root / f"{name}.json", root / name
@@ -111,9 +103,7 @@ def evaluate(sample: Sample, tmp_path: Path, images: dict[int, Image]) -> dict:
     return evaluate_coco_panoptic(sample.gt_json, sample.gt_dir, pred_json, pred_dir)
 
 
-def assert_class(
-    res: dict, cat: int, pq: float, sq: float, rq: float, tp: int, fp: int, fn: int
-) -> None:
+def assert_class(res: dict, cat: int, pq: float, sq: float, rq: float, tp: int, fp: int, fn: int) -> None:
     c = res["per_class"][cat]
     assert (c["tp"], c["fp"], c["fn"]) == (tp, fp, fn)
     assert c["pq"] == pytest.approx(pq, abs=EPS)
@@ -130,9 +120,7 @@ def test_identity_is_perfect(sample: Sample, tmp_path: Path) -> None:
         assert res[group] == {"pq": 1.0, "sq": 1.0, "rq": 1.0, "n": sample.present(isthing)}
     # The predicted copies of the crowd regions must not count as false positives.
     assert_class(res, PERSON, 1.0, 1.0, 1.0, tp=sample.n_segments(PERSON), fp=0, fn=0)
-    assert (
-        res["per_class"][PERSON]["name"] == "person" and res["per_class"][PERSON]["isthing"] is True
-    )
+    assert res["per_class"][PERSON]["name"] == "person" and res["per_class"][PERSON]["isthing"] is True
     assert res["per_class"][BICYCLE] == {
         "pq": 0.0,
         "sq": 0.0,
@@ -196,9 +184,7 @@ def test_split_segment_adds_a_false_positive(sample: Sample, tmp_path: Path) -> 
     n_truck = sample.n_segments(TRUCK)
     iou_sum = (n_truck - 1) + keep / area
     denom = n_truck + 0.5
-    assert_class(
-        res, TRUCK, iou_sum / denom, iou_sum / n_truck, n_truck / denom, tp=n_truck, fp=1, fn=0
-    )
+    assert_class(res, TRUCK, iou_sum / denom, iou_sum / n_truck, n_truck / denom, tp=n_truck, fp=1, fn=0)
 
 
 def test_eroded_segment_lowers_sq(sample: Sample, tmp_path: Path) -> None:
@@ -228,9 +214,7 @@ def test_relabelled_segment_is_fn_and_fp(sample: Sample, tmp_path: Path) -> None
     assert_class(res, BALL, 0.0, 0.0, 0.0, tp=0, fp=0, fn=1)
     assert_class(res, BICYCLE, 0.0, 0.0, 0.0, tp=0, fp=1, fn=0)
     n, n_things = sample.present() + 1, sample.present(True) + 1  # bicycle now counts
-    assert res["All"] == pytest.approx(
-        {"pq": (n - 2) / n, "sq": (n - 2) / n, "rq": (n - 2) / n, "n": n}, abs=EPS
-    )
+    assert res["All"] == pytest.approx({"pq": (n - 2) / n, "sq": (n - 2) / n, "rq": (n - 2) / n, "n": n}, abs=EPS)
     assert res["Things"]["pq"] == pytest.approx((n_things - 2) / n_things, abs=EPS)
     assert res["Things"]["n"] == n_things
 
@@ -281,21 +265,15 @@ def test_prediction_half_on_void_is_a_false_positive(sample: Sample, tmp_path: P
     pq_grass = ((n_grass - 1) + (grass_area - n_void) / grass_area) / n_grass
     assert_class(res, GRASS, pq_grass, pq_grass, 1.0, tp=n_grass, fp=0, fn=0)
     n = sample.present() + 1
-    assert res["All"]["pq"] == pytest.approx(
-        (n - 2 + pq_grass) / n, abs=EPS
-    )  # bicycle 0, grass pq_grass
+    assert res["All"]["pq"] == pytest.approx((n - 2 + pq_grass) / n, abs=EPS)  # bicycle 0, grass pq_grass
 
 
 def test_crowd_forgives_only_its_own_category(sample: Sample, tmp_path: Path) -> None:
     images = sample.images()
     b = images[IMG_B]
     horse_crowd = b.seg(16175517)
-    assert (
-        horse_crowd["iscrowd"] == 1 and b.seg(5120499)["iscrowd"] == 1
-    )  # image B also has a person crowd
-    horse_crowd["category_id"] = (
-        PERSON  # predicted on the horse crowd: not covered by a person crowd
-    )
+    assert horse_crowd["iscrowd"] == 1 and b.seg(5120499)["iscrowd"] == 1  # image B also has a person crowd
+    horse_crowd["category_id"] = PERSON  # predicted on the horse crowd: not covered by a person crowd
     res = evaluate(sample, tmp_path, images)
 
     n_person = sample.n_segments(PERSON)
@@ -390,9 +368,7 @@ def random_prediction(sample: Sample, rng: np.random.Generator) -> dict[int, Ima
                 else:
                     new_id = im.free_id()
                     im.ids[y0:y1, x0:x1] = new_id
-                    im.segments.append(
-                        {"id": new_id, "category_id": int(rng.choice(cat_ids)), "iscrowd": 0}
-                    )
+                    im.segments.append({"id": new_id, "category_id": int(rng.choice(cat_ids)), "iscrowd": 0})
         present = set(np.unique(im.ids).tolist())
         im.segments = [s for s in im.segments if s["id"] in present]
     return images
@@ -410,9 +386,7 @@ def reference_pq(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir: Path) -
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_matches_coco_reference_on_random_perturbations(
-    sample: Sample, tmp_path: Path, seed: int
-) -> None:
+def test_matches_coco_reference_on_random_perturbations(sample: Sample, tmp_path: Path, seed: int) -> None:
     images = random_prediction(sample, np.random.default_rng(seed))
     pred_json, pred_dir = write_pred(tmp_path, images, sample.categories)
     ours = evaluate_coco_panoptic(sample.gt_json, sample.gt_dir, pred_json, pred_dir)
@@ -465,12 +439,8 @@ def test_accumulator_hand_case() -> None:
     assert_class(res, 0, road, road, 1.0, tp=1, fp=0, fn=0)
     assert_class(res, 1, car, car, 1.0, tp=2, fp=0, fn=0)
     assert_class(res, 2, 0.0, 0.0, 0.0, tp=0, fp=1, fn=0)
-    assert res["All"] == pytest.approx(
-        {"pq": (road + car) / 3, "sq": (road + car) / 3, "rq": 2 / 3, "n": 3}, abs=EPS
-    )
-    assert res["Things"] == pytest.approx(
-        {"pq": car / 2, "sq": car / 2, "rq": 1 / 2, "n": 2}, abs=EPS
-    )
+    assert res["All"] == pytest.approx({"pq": (road + car) / 3, "sq": (road + car) / 3, "rq": 2 / 3, "n": 3}, abs=EPS)
+    assert res["Things"] == pytest.approx({"pq": car / 2, "sq": car / 2, "rq": 1 / 2, "n": 2}, abs=EPS)
     assert res["Stuff"]["pq"] == pytest.approx(road, abs=EPS)
     # Semantic IoU on the 15 non-void GT pixels: road 7/8; car inter 6 (4 + 2), gt 7, pred 7
     # (5 + 2) -> 6/8; person 0/1.
@@ -511,13 +481,9 @@ def test_accumulator_agrees_with_file_evaluation(sample: Sample, tmp_path: Path)
     write_coco_panoptic(tmp_path / "pred.json", tmp_path / "pred", pred_entries, cats)
 
     mem = acc.result()
-    files = evaluate_coco_panoptic(
-        tmp_path / "gt.json", tmp_path / "gt", tmp_path / "pred.json", tmp_path / "pred"
-    )
+    files = evaluate_coco_panoptic(tmp_path / "gt.json", tmp_path / "gt", tmp_path / "pred.json", tmp_path / "pred")
     # The sample has one crowd region per category and image, so the converted GT is equivalent.
-    original_gt = evaluate_coco_panoptic(
-        sample.gt_json, sample.gt_dir, tmp_path / "pred.json", tmp_path / "pred"
-    )
+    original_gt = evaluate_coco_panoptic(sample.gt_json, sample.gt_dir, tmp_path / "pred.json", tmp_path / "pred")
     assert mem["All"]["pq"] < 0.99
     for other in (files, original_gt):
         for group in ("All", "Things", "Stuff"):
@@ -533,9 +499,7 @@ def test_accumulator_rejects_bad_input() -> None:
     good = np.zeros((2, 3), np.int32)
     with pytest.raises(CategoryError, match=r"pred: class 7 \(panoptic id 7001\)"):
         acc.update(np.full((2, 3), 7001), good)
-    with pytest.raises(
-        InputShapeError, match=r"pred: shape \(2, 4\) differs from gt shape \(2, 3\)"
-    ):
+    with pytest.raises(InputShapeError, match=r"pred: shape \(2, 4\) differs from gt shape \(2, 3\)"):
         acc.update(np.zeros((2, 4), np.int32), good)
     with pytest.raises(InputShapeError, match=r"gt: .*shape \(2, 3, 1\)"):
         acc.update(good, good[..., None])
@@ -648,8 +612,14 @@ def test_coco_to_panoptic_table_and_compact_lookups_agree(monkeypatch) -> None:
 
     rng = np.random.default_rng(0)
     ids = rng.choice(np.array([0, 7, 26001, 26002, 24000, 99999, 33001], np.uint32), size=(40, 50))
-    segments = [{"id": 26001, "category_id": 26}, {"id": 26002, "category_id": 26}, {"id": 24000, "category_id": 24, "iscrowd": 1},
-                {"id": 7, "category_id": 7}, {"id": 33001, "category_id": 33}, {"id": 26001, "category_id": 33}]
+    segments = [
+        {"id": 26001, "category_id": 26},
+        {"id": 26002, "category_id": 26},
+        {"id": 24000, "category_id": 24, "iscrowd": 1},
+        {"id": 7, "category_id": 7},
+        {"id": 33001, "category_id": 33},
+        {"id": 26001, "category_id": 33},
+    ]
     kw = {"category_map": {7: 0, 24: 11, 26: 13, 33: 18}, "thing_ids": [11, 13, 18]}
     table = coco_to_panoptic(ids, segments, **kw)
     monkeypatch.setattr(coco_panoptic, "DIRECT_LOOKUP_MAX_ID", 0)

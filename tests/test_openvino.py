@@ -25,7 +25,14 @@ def ov_bundles(tiny_checkpoint, tmp_path_factory) -> dict[str, Path]:
 
     out = tmp_path_factory.mktemp("ov_bundles")
     results = export_bundles(
-        tiny_checkpoint, ["openvino"], list(PRECISIONS), out, calib="synth:train:8", calib_images=8, parity_data="synth:val:2", parity_images=2
+        tiny_checkpoint,
+        ["openvino"],
+        list(PRECISIONS),
+        out,
+        calib="synth:train:8",
+        calib_images=8,
+        parity_data="synth:val:2",
+        parity_images=2,
     )
     return {r.name: r.path for r in results}
 
@@ -105,7 +112,9 @@ def test_fp32_matches_the_torch_bundle_through_the_interface(ov_bundles, tiny_ch
     from edgeps.export.pipeline import export_bundles
     from edgeps.runtimes import load
 
-    torch_bundle = export_bundles(tiny_checkpoint, ["torch"], ["fp32"], tmp_path, parity_data="synth:val:1", parity_images=1)[0].path
+    torch_bundle = export_bundles(
+        tiny_checkpoint, ["torch"], ["fp32"], tmp_path, parity_data="synth:val:1", parity_images=1
+    )[0].path
     a = load(torch_bundle).predict(frame).panoptic
     b = load(ov_bundles["openvino-fp32"]).predict(frame).panoptic
     assert (a == b).mean() >= 0.999
@@ -129,7 +138,11 @@ def test_device_resolution_and_compile_config():
     assert resolve_device("auto", ["CPU"]) == ("AUTO", None)
     device, warning = resolve_device("npu", ["CPU"])
     assert device == "CPU" and "NPU" in warning
-    assert compile_config("CPU", 2, {}) == {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": 2, "INFERENCE_PRECISION_HINT": "f32"}
+    assert compile_config("CPU", 2, {}) == {
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_NUM_THREADS": 2,
+        "INFERENCE_PRECISION_HINT": "f32",
+    }
     assert compile_config("GPU", 2, {"hint": "throughput"}) == {"PERFORMANCE_HINT": "THROUGHPUT"}
     with pytest.raises(ConfigError, match="hint"):
         compile_config("CPU", 2, {"hint": "fast"})
@@ -174,7 +187,17 @@ def test_int8_rejects_a_target_openvino_does_not_know(tiny_checkpoint, tmp_path)
     from edgeps.export.pipeline import export_bundles
 
     with pytest.raises(ConfigError, match="openvino int8 takes --target generic"):
-        export_bundles(tiny_checkpoint, ["openvino"], ["int8"], tmp_path, calib="synth:train:2", calib_images=2, parity_data="synth:val:1", parity_images=1, target="tensorrt")
+        export_bundles(
+            tiny_checkpoint,
+            ["openvino"],
+            ["int8"],
+            tmp_path,
+            calib="synth:train:2",
+            calib_images=2,
+            parity_data="synth:val:1",
+            parity_images=1,
+            target="tensorrt",
+        )
 
 
 def test_int8_keeps_the_center_and_offset_predictions_float(ov_bundles):
@@ -204,7 +227,9 @@ def test_int8_keeps_the_encoder_stem_float(ov_bundles):
         return data and node.get_output_element_type(0).get_type_name() == "i8"
 
     convs = [op for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")]
-    stem = [op for op in convs if any(k in op.get_friendly_name() for k in ("encoder.features.0.", "encoder.features.1."))]
+    stem = [
+        op for op in convs if any(k in op.get_friendly_name() for k in ("encoder.features.0.", "encoder.features.1."))
+    ]
     later = [op for op in convs if "encoder.features.2." in op.get_friendly_name()]
     assert len(stem) == 3 and later
     assert not any(int8(op) for op in stem)

@@ -86,7 +86,9 @@ def test_top_k_keeps_strictly_above_kth_score():
 
 def test_empty_heatmap_leaves_thing_pixels_void_and_pastes_stuff():
     sem = np.array([[0, 0, 1], [0, 2, 1]])
-    pan = panoptic_from_heads(sem, np.zeros((2, 3), np.float32), np.zeros((2, 2, 3), np.float32), thing_ids=[1], stuff_area=1)
+    pan = panoptic_from_heads(
+        sem, np.zeros((2, 3), np.float32), np.zeros((2, 2, 3), np.float32), thing_ids=[1], stuff_area=1
+    )
     np.testing.assert_array_equal(pan, [[0, 0, -1], [0, 2000, -1]])
 
 
@@ -168,12 +170,30 @@ def test_scores_are_mean_probability_times_center_score():
 @pytest.mark.parametrize(
     "args, match",
     [
-        ((np.zeros((4, 4), np.float32), np.zeros((4, 4), np.float32), np.zeros((2, 4, 4), np.float32)), "semantic.*dtype float32"),
-        ((np.zeros((4, 4), np.int32), np.zeros((4, 5), np.float32), np.zeros((2, 4, 4), np.float32)), r"center_heatmap.*\(4, 5\)"),
-        ((np.zeros((4, 4), np.int32), np.zeros((4, 4), np.float32), np.zeros((3, 4, 4), np.float32)), r"offsets.*\(3, 4, 4\)"),
-        ((np.zeros((4, 4), np.int32), np.zeros((4, 4), np.int32), np.zeros((2, 4, 4), np.float32)), "center_heatmap.*int32"),
-        ((np.zeros((4, 4), np.int32), np.full((4, 4), np.nan, np.float32), np.zeros((2, 4, 4), np.float32)), "center_heatmap.*NaN"),
-        ((np.zeros((4, 4), np.int32), np.zeros((4, 4), np.float32), np.full((2, 4, 4), np.inf, np.float32)), "offsets.*NaN or Inf"),
+        (
+            (np.zeros((4, 4), np.float32), np.zeros((4, 4), np.float32), np.zeros((2, 4, 4), np.float32)),
+            "semantic.*dtype float32",
+        ),
+        (
+            (np.zeros((4, 4), np.int32), np.zeros((4, 5), np.float32), np.zeros((2, 4, 4), np.float32)),
+            r"center_heatmap.*\(4, 5\)",
+        ),
+        (
+            (np.zeros((4, 4), np.int32), np.zeros((4, 4), np.float32), np.zeros((3, 4, 4), np.float32)),
+            r"offsets.*\(3, 4, 4\)",
+        ),
+        (
+            (np.zeros((4, 4), np.int32), np.zeros((4, 4), np.int32), np.zeros((2, 4, 4), np.float32)),
+            "center_heatmap.*int32",
+        ),
+        (
+            (np.zeros((4, 4), np.int32), np.full((4, 4), np.nan, np.float32), np.zeros((2, 4, 4), np.float32)),
+            "center_heatmap.*NaN",
+        ),
+        (
+            (np.zeros((4, 4), np.int32), np.zeros((4, 4), np.float32), np.full((2, 4, 4), np.inf, np.float32)),
+            "offsets.*NaN or Inf",
+        ),
         ((np.zeros((4,), np.int32), np.zeros((4,), np.float32), np.zeros((2, 4), np.float32)), r"semantic.*\(4,\)"),
         ((np.full((4, 4), -2), np.zeros((4, 4), np.float32), np.zeros((2, 4, 4), np.float32)), "semantic.*>= 0"),
     ],

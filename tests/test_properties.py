@@ -85,7 +85,10 @@ def _valid_manifest() -> dict:
         model_file="model.onnx",
         categories=SYNTH_CATEGORIES,
         input=InputSpec((64, 128)),
-        outputs={h: {"name": h, "index": i, "layout": "NCHW"} for i, h in enumerate(("semantic", "semantic_prob", "center", "offset"))},
+        outputs={
+            h: {"name": h, "index": i, "layout": "NCHW"}
+            for i, h in enumerate(("semantic", "semantic_prob", "center", "offset"))
+        },
         postprocess=PostprocessSettings(),
         calibration={"source": "synth:train:8", "images": 8},
     )
@@ -183,7 +186,13 @@ def test_mutated_config_parses_or_raises_a_typed_error(doc):
     cfg = _parses_or_typed_error(config_from_dict, doc)
     if cfg is not None:
         assert config_from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()
-        floats = [cfg.schedule.lr, cfg.schedule.weight_decay, cfg.loss.center, cfg.postprocess.threshold, *cfg.data.scale_range]
+        floats = [
+            cfg.schedule.lr,
+            cfg.schedule.weight_decay,
+            cfg.loss.center,
+            cfg.postprocess.threshold,
+            *cfg.data.scale_range,
+        ]
         assert np.isfinite(floats).all()
 
 
@@ -208,7 +217,9 @@ def heads(draw: st.DrawFn) -> dict:
     else:  # blocky class maps, like a real network's
         semantic = rng.integers(0, n_classes, size=(max(1, h // 4), max(1, w // 4)))
         semantic = np.kron(semantic, np.ones((4, 4), np.int64))[:h, :w]
-        semantic = np.pad(semantic, ((0, h - semantic.shape[0]), (0, w - semantic.shape[1])), mode="edge").astype(draw(st.sampled_from([np.uint8, np.int32, np.int64])))
+        semantic = np.pad(semantic, ((0, h - semantic.shape[0]), (0, w - semantic.shape[1])), mode="edge").astype(
+            draw(st.sampled_from([np.uint8, np.int32, np.int64]))
+        )
     center = rng.random((h, w), dtype=np.float32) ** draw(st.sampled_from([1, 4, 16]))
     offsets = (rng.normal(size=(2, h, w)) * draw(st.sampled_from([0.0, 2.0, 20.0, 500.0]))).astype(np.float32)
     return {
@@ -275,7 +286,13 @@ def test_postprocess_invariants_on_random_heads(hd):
     assert not (void & big_stuff).any() and void[~pixel_thing & ~big_stuff].all()
     # deterministic: the same heads give the same map
     again = panoptic_prediction_from_heads(
-        hd["semantic"], hd["center"], hd["offsets"], thing_ids=hd["things"], threshold=hd["threshold"],
-        nms_kernel=hd["nms_kernel"], top_k=hd["top_k"], stuff_area=hd["stuff_area"],
+        hd["semantic"],
+        hd["center"],
+        hd["offsets"],
+        thing_ids=hd["things"],
+        threshold=hd["threshold"],
+        nms_kernel=hd["nms_kernel"],
+        top_k=hd["top_k"],
+        stuff_area=hd["stuff_area"],
     )
     np.testing.assert_array_equal(again.panoptic, pan)

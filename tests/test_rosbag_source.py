@@ -26,14 +26,22 @@ def write_image_bag(path: Path, frames: list[np.ndarray], encodings: list[str], 
     from rosbags.typesys import Stores, get_typestore
 
     ts = get_typestore(Stores.ROS2_HUMBLE)
-    Image, Header, Time = ts.types["sensor_msgs/msg/Image"], ts.types["std_msgs/msg/Header"], ts.types["builtin_interfaces/msg/Time"]
+    Image, Header, Time = (
+        ts.types["sensor_msgs/msg/Image"],
+        ts.types["std_msgs/msg/Header"],
+        ts.types["builtin_interfaces/msg/Time"],
+    )
     String = ts.types["std_msgs/msg/String"]
     stamps = []
     with Writer(path, version=9) as writer:
         conn = writer.add_connection(topic, Image.__msgtype__, typestore=ts)
         other = writer.add_connection("/chatter", String.__msgtype__, typestore=ts)
         for i, (frame, enc) in enumerate(zip(frames, encodings)):
-            arr = {"bgr8": frame, "rgb8": frame[..., ::-1].copy(), "mono8": cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)}.get(enc)
+            arr = {
+                "bgr8": frame,
+                "rgb8": frame[..., ::-1].copy(),
+                "mono8": cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY),
+            }.get(enc)
             if arr is None:  # an encoding the pipeline rejects: a 16-bit depth-like image
                 arr = np.zeros(frame.shape[:2], np.uint16)
             f = array_to_image_fields(arr, enc)
@@ -41,8 +49,12 @@ def write_image_bag(path: Path, frames: list[np.ndarray], encodings: list[str], 
             stamps.append(stamp)
             msg = Image(
                 header=Header(stamp=Time(sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id="camera"),
-                height=f["height"], width=f["width"], encoding=f["encoding"], is_bigendian=f["is_bigendian"],
-                step=f["step"], data=np.frombuffer(f["data"], np.uint8),
+                height=f["height"],
+                width=f["width"],
+                encoding=f["encoding"],
+                is_bigendian=f["is_bigendian"],
+                step=f["step"],
+                data=np.frombuffer(f["data"], np.uint8),
             )
             writer.write(conn, stamp + 5_000_000, ts.serialize_cdr(msg, Image.__msgtype__))
             writer.write(other, stamp + 6_000_000, ts.serialize_cdr(String(data=f"frame {i}"), String.__msgtype__))
@@ -86,9 +98,13 @@ def test_bag_replays_frames_stamps_and_skips_rejected_encodings(video_bag, form,
 
 def test_missing_or_wrong_topic_is_a_clear_source_error(video_bag, tmp_path):
     bag = video_bag[0]
-    with pytest.raises(SourceError, match=r"topic /nope not in the bag \(topics: /camera/image_raw \(sensor_msgs/msg/Image\), /chatter"):
+    with pytest.raises(
+        SourceError, match=r"topic /nope not in the bag \(topics: /camera/image_raw \(sensor_msgs/msg/Image\), /chatter"
+    ):
         open_source(f"{bag}:/nope")
-    with pytest.raises(SourceError, match="topic /chatter has type std_msgs/msg/String, expected sensor_msgs/msg/Image"):
+    with pytest.raises(
+        SourceError, match="topic /chatter has type std_msgs/msg/String, expected sensor_msgs/msg/Image"
+    ):
         open_source(f"{bag}/street.db3:/chatter")
     (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError, match="cannot open rosbag"):
@@ -104,7 +120,9 @@ def test_run_command_on_a_bag_keeps_the_header_stamps(video_bag, onnx_bundle, tm
 
     bag, _, stamps = video_bag
     out = tmp_path / "bag.jsonl"
-    rc = main(["run", "--bundle", str(onnx_bundle), "--source", f"{bag}:{TOPIC}", "--jsonl", str(out), "--threshold", "0.01"])
+    rc = main(
+        ["run", "--bundle", str(onnx_bundle), "--source", f"{bag}:{TOPIC}", "--jsonl", str(out), "--threshold", "0.01"]
+    )
     assert rc == 0
     assert "4 frames (4 captured, 0 dropped" in capsys.readouterr().out
     lines = [json.loads(x) for x in out.read_text().splitlines()]

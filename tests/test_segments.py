@@ -39,7 +39,9 @@ def test_segments_of_an_upscaled_map_equal_those_of_the_frame_map(frame):
     spec = InputSpec(size=(64, 128))
     g = frame_geometry(frame, spec)
     model_map = np.full((64, 128), -1, np.int32)
-    model_map[g.top : g.top + g.height, g.left : g.left + g.width] = random_scene(g.height, g.width, n_instances=12, seed=5)
+    model_map[g.top : g.top + g.height, g.left : g.left + g.width] = random_scene(
+        g.height, g.width, n_instances=12, seed=5
+    )
     model_map[g.top, g.left] = 9_001  # a one-pixel segment, which a downscale may drop
     full = map_to_frame(model_map, g)
     rows, cols = frame_index(g)

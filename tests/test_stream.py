@@ -350,7 +350,9 @@ def test_tracker_scripted_sequence_moves_appears_disappears():
     got = []
     for objs in seqs:
         pan = frame(objs)
-        got.append({(s.bbox[1] // 20, s.category_id): s.track_id for s in tracker.update(pan, segments_of(pan)) if s.track_id})
+        got.append(
+            {(s.bbox[1] // 20, s.category_id): s.track_id for s in tracker.update(pan, segments_of(pan)) if s.track_id}
+        )
     top, bottom = got[0][(0, 11)], got[0][(1, 11)]
     assert top != bottom
     assert all(g[(0, 11)] == top for g in got)
@@ -404,9 +406,27 @@ def test_run_command_writes_video_jsonl_and_coco(onnx_bundle, synth_video, tmp_p
     from edgeps.io.coco_panoptic import load_coco_panoptic
 
     out = tmp_path / "run"
-    rc = main(["run", "--bundle", str(onnx_bundle), "--source", str(synth_video), "--max-frames", "6", "--threshold", "0.01",
-               "--save", str(out / "a.mp4"), "--jsonl", str(out / "a.jsonl"), "--coco-dir", str(out / "coco"),
-               "--summary-json", str(out / "summary.json")])
+    rc = main(
+        [
+            "run",
+            "--bundle",
+            str(onnx_bundle),
+            "--source",
+            str(synth_video),
+            "--max-frames",
+            "6",
+            "--threshold",
+            "0.01",
+            "--save",
+            str(out / "a.mp4"),
+            "--jsonl",
+            str(out / "a.jsonl"),
+            "--coco-dir",
+            str(out / "coco"),
+            "--summary-json",
+            str(out / "summary.json"),
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "6 frames (6 captured, 0 dropped" in text and "end-to-end" in text
@@ -453,11 +473,17 @@ def test_annotated_frame_status_line_defaults_to_live_figures_and_can_be_replace
     from edgeps.stream.pipeline import StreamItem
     from edgeps.stream.sources import Frame
 
-    cats = Categories.from_list([{"id": 0, "name": "road", "isthing": 0, "color": [128, 64, 128]},
-                                 {"id": 1, "name": "car", "isthing": 1, "color": [0, 0, 142]}])
+    cats = Categories.from_list(
+        [
+            {"id": 0, "name": "road", "isthing": 0, "color": [128, 64, 128]},
+            {"id": 1, "name": "car", "isthing": 1, "color": [0, 0, 142]},
+        ]
+    )
     pan = np.zeros((96, 192), np.int32)
     pan[20:60, 40:100] = 1001
-    item = StreamItem(Frame(3, np.full((96, 192, 3), 90, np.uint8), 0.0), PanopticResult(pan, segments_of(pan, 1000, -1)), 40.0, 12.5)
+    item = StreamItem(
+        Frame(3, np.full((96, 192, 3), 90, np.uint8), 0.0), PanopticResult(pan, segments_of(pan, 1000, -1)), 40.0, 12.5
+    )
     assert live_status(item) == " 12.5 FPS     40 ms  frame 3"
     live = annotate(item, cats, 1000, -1)
     timed = annotate(item, cats, 1000, -1, lambda it: f"37.6 FPS (timed stream)  frame {it.frame.index}")

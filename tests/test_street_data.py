@@ -88,7 +88,12 @@ def test_bad_arguments_are_config_errors(kw: dict) -> None:
 
 
 def test_synth_val_definition_is_frozen() -> None:
-    assert (SYNTH_VAL_SEED_BASE, SYNTH_VAL_COUNT, SYNTH_VAL_SIZE, SYNTH_TRAIN_SEED_MAX) == (1_000_000, 200, (512, 1024), 1_000_000)
+    assert (SYNTH_VAL_SEED_BASE, SYNTH_VAL_COUNT, SYNTH_VAL_SIZE, SYNTH_TRAIN_SEED_MAX) == (
+        1_000_000,
+        200,
+        (512, 1024),
+        1_000_000,
+    )
     assert synth_val_seeds() == range(1_000_000, 1_000_200)
 
 
@@ -150,7 +155,27 @@ def test_video_occludes_and_pans() -> None:
 def test_data_synth_video_writes_mp4_and_persistent_gt(tmp_path) -> None:
     out = tmp_path / "clip.mp4"
     size, n = (96, 128), 12
-    assert main(["data", "synth", "--out", str(tmp_path / "set"), "--n", "0", "--size", "96x128", "--seed", "9", "--video", str(out), "--frames", str(n)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--out",
+                str(tmp_path / "set"),
+                "--n",
+                "0",
+                "--size",
+                "96x128",
+                "--seed",
+                "9",
+                "--video",
+                str(out),
+                "--frames",
+                str(n),
+            ]
+        )
+        == 0
+    )
     assert out.is_file() and not (tmp_path / "clip.tmp.mp4").exists()
     cap = cv2.VideoCapture(str(out))
     read = []

@@ -25,10 +25,24 @@ SIZE = (64, 128)
 N_VAL, N_TRAIN, TRAIN_SEED = 3, 2, 5
 # Written out again here (not imported), so a wrong table in the code fails these tests.
 CITYSCAPES_IDS = {
-    "road": 7, "sidewalk": 8, "building": 11, "vegetation": 21, "sky": 23, "car": 26, "person": 24, "bicycle": 33,
+    "road": 7,
+    "sidewalk": 8,
+    "building": 11,
+    "vegetation": 21,
+    "sky": 23,
+    "car": 26,
+    "person": 24,
+    "bicycle": 33,
 }
 COCO_IDS = {
-    "road": 149, "sidewalk": 191, "building": 197, "vegetation": 184, "sky": 187, "car": 3, "person": 1, "bicycle": 2,
+    "road": 149,
+    "sidewalk": 191,
+    "building": 197,
+    "vegetation": 184,
+    "sky": 187,
+    "car": 3,
+    "person": 1,
+    "bicycle": 2,
 }
 CITYSCAPES_THINGS = [24, 25, 26, 27, 28, 31, 32, 33]
 COCO_THINGS = [1, 2, 3]
@@ -98,7 +112,9 @@ def test_cityscapes_layout_on_disk_both_splits(layouts: dict[str, Path]) -> None
             }
     assert _files(layouts["cityscapes"]) == expected  # also: no temporary file left behind
     assert _cs_seeds("val")[0][1] == "synthvalcity_000000_000019"
-    assert _cs_seeds("train")[0][1] == f"synthcity_{TRAIN_SEED:06d}_000019"  # splits never share a stem, as in Cityscapes
+    assert (
+        _cs_seeds("train")[0][1] == f"synthcity_{TRAIN_SEED:06d}_000019"
+    )  # splits never share a stem, as in Cityscapes
 
 
 @pytest.mark.parametrize("split", ["train", "val"])
@@ -166,7 +182,10 @@ def test_cityscapes_categories_are_cityscapesscripts(layouts: dict[str, Path]) -
 
     expected = [
         {
-            "id": lb.id, "name": lb.name, "color": list(lb.color), "supercategory": lb.category,
+            "id": lb.id,
+            "name": lb.name,
+            "color": list(lb.color),
+            "supercategory": lb.category,
             "isthing": int(lb.hasInstances),
         }
         for lb in labels
@@ -240,8 +259,14 @@ def test_coco_categories_are_cocos(coco_sample: Path) -> None:
         assert c == real[c["id"]]
     names = {c["id"]: c["name"] for c in ours}
     assert {k: names[v] for k, v in COCO_IDS.items()} == {
-        "road": "road", "sidewalk": "pavement-merged", "building": "building-other-merged", "vegetation": "tree-merged",
-        "sky": "sky-other-merged", "car": "car", "person": "person", "bicycle": "bicycle",
+        "road": "road",
+        "sidewalk": "pavement-merged",
+        "building": "building-other-merged",
+        "vegetation": "tree-merged",
+        "sky": "sky-other-merged",
+        "car": "car",
+        "person": "person",
+        "bicycle": "bicycle",
     }
 
 
@@ -318,7 +343,15 @@ def test_flat_is_unchanged_and_takes_split_val(tmp_path: Path) -> None:
         (["--split", "val", "--seed", "3", "--n", "1"], "--seed"),
     ],
     ids=[
-        "format", "split", "val-seed", "val-count", "train-seed-max", "negative-seed", "zero-n", "jpg", "video",
+        "format",
+        "split",
+        "val-seed",
+        "val-count",
+        "train-seed-max",
+        "negative-seed",
+        "zero-n",
+        "jpg",
+        "video",
         "flat-val-seed",
     ],
 )

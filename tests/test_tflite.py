@@ -27,8 +27,14 @@ def tflite_bundles(tiny_checkpoint, tmp_path_factory) -> dict[str, Path]:
 
     out = tmp_path_factory.mktemp("tflite")
     results = export_bundles(
-        tiny_checkpoint, ["tflite"], ["fp32", "fp16", "int8"], out,
-        calib="synth:train:8", calib_images=8, parity_data="synth:val:2", parity_images=2,
+        tiny_checkpoint,
+        ["tflite"],
+        ["fp32", "fp16", "int8"],
+        out,
+        calib="synth:train:8",
+        calib_images=8,
+        parity_data="synth:val:2",
+        parity_images=2,
     )
     return {r.name: r.path for r in results}
 
@@ -149,7 +155,9 @@ def test_nhwc_input_export_and_runtime(tiny_checkpoint, tflite_bundles, tmp_path
         load(bundle)  # the copied manifest still says NCHW
     data = yaml.safe_load((bundle / MANIFEST_NAME).read_text())
     data["input"]["layout"] = "NHWC"
-    data["outputs"] = {h: {"name": h, "index": art.output_index[h], "layout": data["outputs"][h]["layout"]} for h in HEADS}
+    data["outputs"] = {
+        h: {"name": h, "index": art.output_index[h], "layout": data["outputs"][h]["layout"]} for h in HEADS
+    }
     (bundle / MANIFEST_NAME).write_text(yaml.safe_dump(data))
     nhwc, nchw = load(bundle, threads=2), load(tflite_bundles["tflite-fp32"], threads=2)
     frame = open_dataset("synth:val:1")[0].image
@@ -177,7 +185,9 @@ def test_errors_name_the_file_or_setting(tflite_bundles, tiny_checkpoint, tmp_pa
         load(tflite_bundles["tflite-fp32"], delegate="gpu")
     from edgeps.export.pipeline import ExportFailed
 
-    with pytest.raises(ExportFailed, match="static input shapes"):  # a per-format failure: reported after the others ran
+    with pytest.raises(
+        ExportFailed, match="static input shapes"
+    ):  # a per-format failure: reported after the others ran
         export_bundles(tiny_checkpoint, ["tflite"], ["fp32"], tmp_path / "dyn", dynamic_hw=True)
 
 
@@ -200,12 +210,18 @@ def test_tflite_runtime_environment_predicts(tflite_bundles):
     """The old ``tflite_runtime`` package (2.14, numpy<2), no torch: what many devices have."""
     py = Path(os.environ.get("EDGEPS_TFLITE_PYTHON", REPO / ".venv-tflite" / "bin" / "python"))
     if not py.exists():
-        pytest.fail(f"tflite-runtime environment missing at {py}: scripts/test.sh builds it (tflite-runtime==2.14.0, numpy<2)")
+        pytest.fail(
+            f"tflite-runtime environment missing at {py}: scripts/test.sh builds it (tflite-runtime==2.14.0, numpy<2)"
+        )
     probe = "import importlib.util as u; print(u.find_spec('torch') is None, u.find_spec('ai_edge_litert') is None)"
     check = subprocess.run([str(py), "-c", probe], capture_output=True, text=True)
-    assert check.stdout.split() == ["True", "True"], "the tflite-runtime environment must have neither torch nor ai_edge_litert"
+    assert check.stdout.split() == ["True", "True"], (
+        "the tflite-runtime environment must have neither torch nor ai_edge_litert"
+    )
     for name in ("tflite-fp32", "tflite-int8"):
-        proc = subprocess.run([str(py), "-c", TFLITE_RUNTIME, str(tflite_bundles[name])], capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [str(py), "-c", TFLITE_RUNTIME, str(tflite_bundles[name])], capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert proc.stdout.startswith("OK tflite tflite_runtime {'tflite_runtime': '2.14"), proc.stdout
 

@@ -20,7 +20,18 @@ def _bench():
 
 def test_tracking_bench_scores_a_settings_grid_and_caches_the_model_results(onnx_bundle, tmp_path, capsys):
     bench = _bench()
-    common = ["--bundle", str(onnx_bundle), "--seeds", "3,4", "--frames", "12", "--size", "128x256", "--cache", str(tmp_path)]
+    common = [
+        "--bundle",
+        str(onnx_bundle),
+        "--seeds",
+        "3,4",
+        "--frames",
+        "12",
+        "--size",
+        "128x256",
+        "--cache",
+        str(tmp_path),
+    ]
     assert bench.main([*common, "--track", "iou_threshold=0.1,0.3", "--per-video"]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("post")]
     assert len(lines) == 2  # one line per tracker setting

@@ -20,7 +20,14 @@ from edgeps.training.config import config_from_dict, load_config
 REPO = Path(__file__).resolve().parents[1]
 
 TINY = {
-    "model": {"width_mult": 0.5, "pretrained": False, "semantic_channels": 32, "instance_channels": 32, "aspp_channels": 32, "head_channels": 16},
+    "model": {
+        "width_mult": 0.5,
+        "pretrained": False,
+        "semantic_channels": 32,
+        "instance_channels": 32,
+        "aspp_channels": 32,
+        "head_channels": 16,
+    },
     "data": {
         "train": "synth:train",
         "train_images": 2,
@@ -34,7 +41,15 @@ TINY = {
         "center_sigma": 4.0,
         "synth_things": [3, 5],
     },
-    "schedule": {"max_steps": 4, "batch_size": 2, "lr": 0.003, "warmup_steps": 5, "eval_every": 0, "checkpoint_every": 2, "threads": 2},
+    "schedule": {
+        "max_steps": 4,
+        "batch_size": 2,
+        "lr": 0.003,
+        "warmup_steps": 5,
+        "eval_every": 0,
+        "checkpoint_every": 2,
+        "threads": 2,
+    },
     "postprocess": {"stuff_area": 64},
 }
 
@@ -126,7 +141,14 @@ def overfit_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("overfit")
     raw = {k: dict(v) for k, v in TINY.items()}
-    raw["model"] = {"width_mult": 1.0, "pretrained": True, "semantic_channels": 64, "instance_channels": 32, "aspp_channels": 64, "head_channels": 32}
+    raw["model"] = {
+        "width_mult": 1.0,
+        "pretrained": True,
+        "semantic_channels": 64,
+        "instance_channels": 32,
+        "aspp_channels": 64,
+        "head_channels": 32,
+    }
     raw["schedule"].update({"max_steps": 120, "lr": 0.003, "checkpoint_every": 60})
     metrics = train(config_from_dict(raw), out, show_progress=False)
     return out, metrics
@@ -149,7 +171,17 @@ def test_checkpoint_loads_weights_only_and_evaluates(overfit_run, capsys):
     ck = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ck["step"] == 120 and ck["pretrained"] == "imagenet"
     assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["format"] == "edgeps-checkpoint/1"
-    rc = main(["eval", "--checkpoint", str(out / "checkpoints" / "last.pt"), "--data", "synth:train:2", "--json", str(out / "eval.json")])
+    rc = main(
+        [
+            "eval",
+            "--checkpoint",
+            str(out / "checkpoints" / "last.pt"),
+            "--data",
+            "synth:train:2",
+            "--json",
+            str(out / "eval.json"),
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "PQ" in text and "mIoU" in text
@@ -208,9 +240,27 @@ def test_data_parallel_two_cpu_processes_on_gloo(tmp_path):
     cfg_path = write_cfg(tmp_path, TINY)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-        "--master_port", str(_free_port()), "-m", "edgeps.apps.cli", "train",
-        "--config", str(cfg_path), "--out", str(tmp_path / "run"), "--max-steps", "3", "--no-progress", "--device", "cpu",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "edgeps.apps.cli",
+        "train",
+        "--config",
+        str(cfg_path),
+        "--out",
+        str(tmp_path / "run"),
+        "--max-steps",
+        "3",
+        "--no-progress",
+        "--device",
+        "cpu",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

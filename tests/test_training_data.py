@@ -37,16 +37,29 @@ from edgeps.training.samples import IGNORE, make_train_crop
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (64, 128)
-TINY_MODEL = {"width_mult": 0.5, "pretrained": False, "semantic_channels": 32, "instance_channels": 32,
-              "aspp_channels": 32, "head_channels": 16}
+TINY_MODEL = {
+    "width_mult": 0.5,
+    "pretrained": False,
+    "semantic_channels": 32,
+    "instance_channels": 32,
+    "aspp_channels": 32,
+    "head_channels": 16,
+}
 
 
 def tiny_config(**data) -> dict:
     return {
         "model": dict(TINY_MODEL),
         "data": {"input_size": list(SIZE), "crop": list(SIZE), "center_sigma": 3.0, "val_images": 2, **data},
-        "schedule": {"max_steps": 6, "batch_size": 2, "lr": 0.005, "warmup_steps": 2, "eval_every": 0,
-                     "checkpoint_every": 0, "threads": 2},
+        "schedule": {
+            "max_steps": 6,
+            "batch_size": 2,
+            "lr": 0.005,
+            "warmup_steps": 2,
+            "eval_every": 0,
+            "checkpoint_every": 0,
+            "threads": 2,
+        },
         "postprocess": {"stuff_area": 32},
     }
 
@@ -125,8 +138,14 @@ def test_device_targets_equal_the_numpy_reference() -> None:
     extra[20:30, 40:60] = VOID_LABEL
     pans.append(extra)
     things = sorted(set(ds.categories.thing_ids) | {5})
-    t = panoptic_batch_targets(torch.from_numpy(np.stack(pans)), things, sigma=3.0, small_instance_area=150,
-                               small_instance_weight=3.0, ignore_crowd_in_semantic=True)
+    t = panoptic_batch_targets(
+        torch.from_numpy(np.stack(pans)),
+        things,
+        sigma=3.0,
+        small_instance_area=150,
+        small_instance_weight=3.0,
+        ignore_crowd_in_semantic=True,
+    )
     for i, pan in enumerate(pans):
         ref = panoptic_targets(pan, things, sigma=3.0)
         crowd = (pan != VOID_LABEL) & np.isin(pan // LABEL_DIVISOR, things) & (pan % LABEL_DIVISOR == 0)
@@ -174,7 +193,9 @@ def _small_source(n: int = 6):
 def _batches(source, workers: int, k: int, start: StreamPosition | None = None, seed: int = 3):
     cfg = DataConfig(input_size=SIZE, crop=(48, 48), scale_range=(0.75, 1.5), color_jitter=0.25)
     samples = TrainSamples(source, cfg, InputSpec(size=SIZE), seed)
-    loader = train_loader(samples, EpochSampler(len(source), DistInfo(), seed, start or StreamPosition(0, 0)), 4, workers=workers)
+    loader = train_loader(
+        samples, EpochSampler(len(source), DistInfo(), seed, start or StreamPosition(0, 0)), 4, workers=workers
+    )
     previous = signal.getsignal(signal.SIGCHLD)
     with BatchStream(loader) as batches:
         out = [next(batches) for _ in range(k)]
@@ -250,9 +271,29 @@ def test_ddp_with_workers_shards_the_data_without_overlap(tmp_path) -> None:
     cfg = tiny_config(train="synth:train:8", val="synth:train:2")
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-        "--master_port", str(_free_port()), "-m", "edgeps.apps.cli", "train", "--config", str(tmp_path / "cfg.yaml"),
-        "--out", str(tmp_path / "run"), "--max-steps", "2", "--workers", "1", "--no-progress", "--device", "cpu",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "edgeps.apps.cli",
+        "train",
+        "--config",
+        str(tmp_path / "cfg.yaml"),
+        "--out",
+        str(tmp_path / "run"),
+        "--max-steps",
+        "2",
+        "--workers",
+        "1",
+        "--no-progress",
+        "--device",
+        "cpu",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -284,7 +325,9 @@ def test_init_from_another_class_count_reinitialises_only_the_semantic_head(tiny
     # the same class count keeps every tensor, the semantic head included
     same = build_model(ModelConfig.from_dict({**cfg, "num_classes": 8}))
     assert init_from_checkpoint(same, tiny_checkpoint, 8)["reinitialised"] == []
-    torch.testing.assert_close(same.state_dict()["semantic_head.predictor.weight"], ck["model"]["semantic_head.predictor.weight"])
+    torch.testing.assert_close(
+        same.state_dict()["semantic_head.predictor.weight"], ck["model"]["semantic_head.predictor.weight"]
+    )
     # another architecture is refused, naming tensors
     other = build_model(ModelConfig.from_dict({**cfg, "num_classes": 8, "semantic_channels": 48}))
     with pytest.raises(ConfigError, match="differs from the config's beyond the class count"):
@@ -302,15 +345,39 @@ def test_training_on_the_coco_sample_uses_133_categories_and_learns(coco_sample,
     crowd_images = [i for i, a in enumerate(data["annotations"]) if any(s.get("iscrowd") for s in a["segments_info"])]
     assert crowd_images, "the sample has a crowd segment"
     s = ds[crowd_images[0]]
-    crowd = (s.panoptic != VOID_LABEL) & np.isin(s.panoptic // LABEL_DIVISOR, ds.categories.thing_ids) & (s.panoptic % LABEL_DIVISOR == 0)
+    crowd = (
+        (s.panoptic != VOID_LABEL)
+        & np.isin(s.panoptic // LABEL_DIVISOR, ds.categories.thing_ids)
+        & (s.panoptic % LABEL_DIVISOR == 0)
+    )
     assert crowd.any()
     cfg_data = DataConfig(input_size=s.panoptic.shape, crop=s.panoptic.shape, ignore_crowd_in_semantic=True)
-    t = make_train_sample(s.image, s.panoptic, ds.categories.thing_ids, cfg_data, InputSpec(size=s.panoptic.shape),
-                          np.random.default_rng(0), augment=False)
-    assert (t.semantic[crowd] == IGNORE).all() and (t.center_weight[crowd] == 0).all() and (t.offset_weight[crowd] == 0).all()
+    t = make_train_sample(
+        s.image,
+        s.panoptic,
+        ds.categories.thing_ids,
+        cfg_data,
+        InputSpec(size=s.panoptic.shape),
+        np.random.default_rng(0),
+        augment=False,
+    )
+    assert (
+        (t.semantic[crowd] == IGNORE).all()
+        and (t.center_weight[crowd] == 0).all()
+        and (t.offset_weight[crowd] == 0).all()
+    )
 
-    raw = tiny_config(train=str(coco_sample), val=str(coco_sample), ignore_crowd_in_semantic=True, input_size=[96, 96],
-                      crop=[96, 96], scale_range=[1.0, 1.0], flip=False, color_jitter=0.0, workers=0)
+    raw = tiny_config(
+        train=str(coco_sample),
+        val=str(coco_sample),
+        ignore_crowd_in_semantic=True,
+        input_size=[96, 96],
+        crop=[96, 96],
+        scale_range=[1.0, 1.0],
+        flip=False,
+        color_jitter=0.0,
+        workers=0,
+    )
     raw["schedule"].update(max_steps=30, lr=0.003, warmup_steps=3)
     raw["loss"] = {"semantic_top_k": 1.0}
     metrics = train(config_from_dict(raw), tmp_path, show_progress=False)
@@ -336,19 +403,59 @@ def layout_run(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"layout_{fmt}")
     root = tmp / "data"
     assert main(["data", "synth", "--format", fmt, "--out", str(root), "--n", "8", "--size", "64x128"]) == 0
-    assert main(["data", "synth", "--format", fmt, "--out", str(root), "--n", "4", "--size", "64x128", "--split", "val"]) == 0
+    assert (
+        main(["data", "synth", "--format", fmt, "--out", str(root), "--n", "4", "--size", "64x128", "--split", "val"])
+        == 0
+    )
     raw = tiny_config(train="unused", val="unused", scale_range=[1.0, 1.0])
     raw["schedule"].update(max_steps=10, batch_size=4, lr=0.01)
-    raw["loss"] = {"semantic_top_k": 1.0}  # plain mean: 10 steps learn the large stuff classes, so the dump has segments
+    raw["loss"] = {
+        "semantic_top_k": 1.0
+    }  # plain mean: 10 steps learn the large stuff classes, so the dump has segments
     (tmp / "cfg.yaml").write_text(yaml.safe_dump(raw))
     run = tmp / "run"
-    cmd = [sys.executable, "-m", "edgeps.apps.cli", "train", "--config", str(tmp / "cfg.yaml"), "--data", str(root),
-           "--val-data", f"{root}:val", "--workers", "2", "--out", str(run), "--no-progress", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgeps.apps.cli",
+        "train",
+        "--config",
+        str(tmp / "cfg.yaml"),
+        "--data",
+        str(root),
+        "--val-data",
+        f"{root}:val",
+        "--workers",
+        "2",
+        "--out",
+        str(run),
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # workers spawned by the training process
     assert proc.returncode == 0, proc.stderr[-3000:]
     bundles = tmp / "bundles"
-    assert main(["export", "--checkpoint", str(run / "checkpoints" / "last.pt"), "--formats", "onnx", "--precision", "int8",
-                 "--calib-images", "4", "--parity-images", "4", "--out", str(bundles)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(run / "checkpoints" / "last.pt"),
+                "--formats",
+                "onnx",
+                "--precision",
+                "int8",
+                "--calib-images",
+                "4",
+                "--parity-images",
+                "4",
+                "--out",
+                str(bundles),
+            ]
+        )
+        == 0
+    )
     return fmt, root, run, bundles / "onnx-int8"
 
 
@@ -373,8 +480,20 @@ def test_layout_run_trains_exports_and_evaluates_with_dataset_ids(layout_run, tm
     assert main(["eval", "--bundle", str(bundle), "--data", f"{root}:val", "--json", str(out_json)]) == 0
     assert "4 images" in capsys.readouterr().out
     # a COCO dump of the bundle's predictions names the car by the dataset's id
-    assert main(["run", "--bundle", str(bundle), "--source", str(root / ("val2017" if fmt == "coco" else "leftImg8bit/val/synthvalcity")),
-                 "--coco-dir", str(tmp_path / "dump")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--bundle",
+                str(bundle),
+                "--source",
+                str(root / ("val2017" if fmt == "coco" else "leftImg8bit/val/synthvalcity")),
+                "--coco-dir",
+                str(tmp_path / "dump"),
+            ]
+        )
+        == 0
+    )
     dump = json.loads((tmp_path / "dump" / "panoptic.json").read_text())
     assert {c["name"]: c["id"] for c in dump["categories"]}["car"] == car
     used = {s["category_id"] for a in dump["annotations"] for s in a["segments_info"]}
@@ -392,7 +511,9 @@ def test_dataset_ids_replace_train_ids_in_a_panoptic_map() -> None:
     np.testing.assert_array_equal(cats.to_dataset_panoptic(pan, 1000), [[7000, 26002], [-1, 23000]])
     assert cats.with_dataset_ids()[26].name == "car"
     old = Categories.from_list([{"id": 0, "name": "a", "isthing": 0}, {"id": 1, "name": "b", "isthing": 1}])
-    np.testing.assert_array_equal(old.to_dataset_panoptic(np.array([1003]), 1000), [1003])  # no dataset_id: id = train id
+    np.testing.assert_array_equal(
+        old.to_dataset_panoptic(np.array([1003]), 1000), [1003]
+    )  # no dataset_id: id = train id
     with pytest.raises(CategoryError, match="not in the category set"):
         cats.to_dataset_panoptic(np.array([99000]), 1000)
 

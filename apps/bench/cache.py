@@ -63,7 +63,12 @@ def reusable(bundle: Path, sha: str, size: tuple[int, int]) -> bool:
         m = read_manifest(bundle)
     except EdgepsError:
         return False
-    return m.source_checkpoint_sha256 == sha and tuple(m.input.size) == tuple(size) and bool(m.parity) and (bundle / m.model_file).is_file()
+    return (
+        m.source_checkpoint_sha256 == sha
+        and tuple(m.input.size) == tuple(size)
+        and bool(m.parity)
+        and (bundle / m.model_file).is_file()
+    )
 
 
 def _default_progress(msg: str) -> None:

@@ -18,7 +18,12 @@ import numpy as np
 from edgeps.errors import FormatError
 
 # BGR colours per stage
-STAGE_COLORS = {"preprocess": (80, 175, 76), "infer": (200, 120, 30), "postprocess": (40, 130, 240), "other": (170, 170, 170)}
+STAGE_COLORS = {
+    "preprocess": (80, 175, 76),
+    "infer": (200, 120, 30),
+    "postprocess": (40, 130, 240),
+    "other": (170, 170, 170),
+}
 SERIES_SHADE = (1.0, 0.6)  # A full colour, B lighter
 
 
@@ -88,7 +93,13 @@ def render_chart(series: Sequence[tuple[str, dict[str, Any]]], title: str = "edg
             y = float(y0)
             for st, ms in parts.items():
                 top_y = y - ms * scale / ymax * (y0 - y1)
-                cv2.rectangle(img, (bx, int(round(top_y))), (bx + bar_w - 4, int(round(y))), _shade(STAGE_COLORS[st], SERIES_SHADE[s % 2]), -1)
+                cv2.rectangle(
+                    img,
+                    (bx, int(round(top_y))),
+                    (bx + bar_w - 4, int(round(y))),
+                    _shade(STAGE_COLORS[st], SERIES_SHADE[s % 2]),
+                    -1,
+                )
                 y = top_y
             cv2.rectangle(img, (bx, ypix(r["fps"])), (bx + bar_w - 4, y0), (60, 60, 60), 1)
             yi = ypix(r["infer_fps"])

@@ -14,7 +14,22 @@ from pathlib import Path
 from typing import Any
 
 # ISA extensions that decide which kernels the runtimes can use.
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "neon", "asimd", "asimddp", "sve")
+ISA_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx_vnni",
+    "amx_int8",
+    "neon",
+    "asimd",
+    "asimddp",
+    "sve",
+)
 
 # distribution name -> label, for the runtime packages (looked up without importing them)
 RUNTIME_PACKAGES = {

@@ -36,8 +36,14 @@ def latency_stats(values_ms: Sequence[float]) -> dict[str, float]:
     if v.size == 0:
         raise ConfigError("latency_stats: no timings (iters must be >= 1)")
     p50, p90, p99 = np.percentile(v, [50, 90, 99])
-    return {"min": float(v.min()), "p50": float(p50), "p90": float(p90), "p99": float(p99), "max": float(v.max()),
-            "mean": float(v.mean())}
+    return {
+        "min": float(v.min()),
+        "p50": float(p50),
+        "p90": float(p90),
+        "p99": float(p99),
+        "max": float(v.max()),
+        "mean": float(v.mean()),
+    }
 
 
 def bench_runtime(rt: Any, frames: Sequence[np.ndarray], n: int, warmup: int) -> dict[str, Any]:
@@ -172,7 +178,9 @@ def measure_bundle(
         "frames": len(frames),
         # where the peak comes from: high-water mark before loading the bundle (interpreter,
         # packages, frames), after loading it (session), and at the end (inference + post)
-        "memory_mb": {"before_load": before_load, "after_load": after_load, "peak": rss} if before_load is not None else None,
+        "memory_mb": {"before_load": before_load, "after_load": after_load, "peak": rss}
+        if before_load is not None
+        else None,
     }
     del rt
     return row
@@ -191,7 +199,21 @@ def worker_command(
     frames_file: str | Path | None = None,
 ) -> list[str]:
     """The argv of a worker measuring ``bundle`` (no shell involved)."""
-    cmd = [str(python or sys.executable), "-m", WORKER_MODULE, "--bundle", str(bundle), "--device", device, "--warmup", str(warmup), "--iters", str(iters), "--data", data]
+    cmd = [
+        str(python or sys.executable),
+        "-m",
+        WORKER_MODULE,
+        "--bundle",
+        str(bundle),
+        "--device",
+        device,
+        "--warmup",
+        str(warmup),
+        "--iters",
+        str(iters),
+        "--data",
+        data,
+    ]
     if backend:
         cmd += ["--backend", backend]
     if threads is not None:
@@ -217,7 +239,17 @@ def measure_in_worker(
     """Measure ``bundle`` in a fresh ``python -m edgeps.apps.bench.worker`` process (JSON on
     its stdout) so the row's peak RSS and torch_imported describe that bundle alone.
     ``python`` picks another interpreter, e.g. a runtime-only venv without torch."""
-    cmd = worker_command(bundle, backend=backend, device=device, threads=threads, warmup=warmup, iters=iters, data=data, python=python, frames_file=frames_file)
+    cmd = worker_command(
+        bundle,
+        backend=backend,
+        device=device,
+        threads=threads,
+        warmup=warmup,
+        iters=iters,
+        data=data,
+        python=python,
+        frames_file=frames_file,
+    )
     env = dict(os.environ)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
@@ -227,12 +259,16 @@ def measure_in_worker(
         raise BenchWorkerError(f"{bundle}: bench worker did not finish within {timeout:.0f} s") from None
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-5:]
-        raise BenchWorkerError(f"{bundle}: bench worker failed (exit {proc.returncode}): {' | '.join(tail) or 'no output'}")
+        raise BenchWorkerError(
+            f"{bundle}: bench worker failed (exit {proc.returncode}): {' | '.join(tail) or 'no output'}"
+        )
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     try:
         row = json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError):
-        raise BenchWorkerError(f"{bundle}: bench worker printed no JSON result (stdout: {proc.stdout[-300:]!r})") from None
+        raise BenchWorkerError(
+            f"{bundle}: bench worker printed no JSON result (stdout: {proc.stdout[-300:]!r})"
+        ) from None
     if not isinstance(row, dict):
         raise BenchWorkerError(f"{bundle}: bench worker result is not a JSON object")
     return row

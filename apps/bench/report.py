@@ -22,7 +22,15 @@ STAGES = ("total", "preprocess", "infer", "postprocess")
 STATS = ("min", "p50", "p90", "p99", "mean")
 
 _NUM = (int, float)
-_DEVICE_FIELDS: dict[str, Any] = {"cpu_model": str, "cpu_count": int, "isa_flags": list, "machine": str, "platform": str, "python": str, "versions": dict}
+_DEVICE_FIELDS: dict[str, Any] = {
+    "cpu_model": str,
+    "cpu_count": int,
+    "isa_flags": list,
+    "machine": str,
+    "platform": str,
+    "python": str,
+    "versions": dict,
+}
 _CONFIG_FIELDS: dict[str, Any] = {"threads": (int, type(None)), "warmup": int, "iters": int, "data": str}
 _RESULT_FIELDS: dict[str, Any] = {
     "bundle": str,
@@ -57,7 +65,19 @@ def build_report(device: dict[str, Any], config: dict[str, Any], results: list[d
 
 def _type_name(t: Any) -> str:
     ts = t if isinstance(t, tuple) else (t,)
-    return " or ".join("null" if x is type(None) else {"str": "string", "int": "integer", "float": "number", "list": "array", "dict": "object", "bool": "boolean"}.get(x.__name__, x.__name__) for x in ts)
+    return " or ".join(
+        "null"
+        if x is type(None)
+        else {
+            "str": "string",
+            "int": "integer",
+            "float": "number",
+            "list": "array",
+            "dict": "object",
+            "bool": "boolean",
+        }.get(x.__name__, x.__name__)
+        for x in ts
+    )
 
 
 def _check_fields(obj: Any, fields: dict[str, Any], where: str, src: str) -> None:
@@ -92,7 +112,9 @@ def validate_bench_json(obj: Any, source: str = "bench JSON") -> None:
         _check_fields(row, _RESULT_FIELDS, where, source)
         size = row["input_size"]
         if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
-            raise FormatError(f"{source}: field '{where}.input_size' must be [H, W] of positive integers, got {json.dumps(size)}")
+            raise FormatError(
+                f"{source}: field '{where}.input_size' must be [H, W] of positive integers, got {json.dumps(size)}"
+            )
         for key in ("fps", "infer_fps", "peak_rss_mb"):
             if not row[key] > 0:
                 raise FormatError(f"{source}: field '{where}.{key}' must be > 0, got {row[key]}")
@@ -101,12 +123,20 @@ def validate_bench_json(obj: Any, source: str = "bench JSON") -> None:
             _check_fields(st, {s: _NUM for s in STATS}, f"{where}.latency_ms.{stage}", source)
             for a, b in zip(("min", "p50", "p90"), ("p50", "p90", "p99")):
                 if st[a] > st[b] + 1e-9:
-                    raise FormatError(f"{source}: field '{where}.latency_ms.{stage}.{b}' ({st[b]}) is below {a} ({st[a]})")
+                    raise FormatError(
+                        f"{source}: field '{where}.latency_ms.{stage}.{b}' ({st[b]}) is below {a} ({st[a]})"
+                    )
             if st["min"] < 0:
                 raise FormatError(f"{source}: field '{where}.latency_ms.{stage}.min' is negative ({st['min']})")
             if "max" in st:  # written since the field was added; older reports lack it
-                if not (isinstance(st["max"], (int, float)) and st["p99"] <= st["max"] + 1e-9 and st["min"] <= st["mean"] <= st["max"] + 1e-9):
-                    raise FormatError(f"{source}: field '{where}.latency_ms.{stage}.max' ({st['max']}) is below p99 or the mean")
+                if not (
+                    isinstance(st["max"], (int, float))
+                    and st["p99"] <= st["max"] + 1e-9
+                    and st["min"] <= st["mean"] <= st["max"] + 1e-9
+                ):
+                    raise FormatError(
+                        f"{source}: field '{where}.latency_ms.{stage}.max' ({st['max']}) is below p99 or the mean"
+                    )
 
 
 def load_report(path: str | Path) -> dict[str, Any]:
@@ -146,7 +176,8 @@ def row_key(row: dict[str, Any]) -> tuple[str, str, tuple[int, int], str]:
 def describe_device_line(device: dict[str, Any]) -> str:
     """One line: CPU model, cores, ISA flags."""
     flags = ",".join(device.get("isa_flags", [])) or "-"
-    return f"{device.get('cpu_model', '?')} | {device.get('cpu_count', '?')} cores | {flags} | {device.get('platform', '?')}"
+    cores = device.get("cpu_count", "?")
+    return f"{device.get('cpu_model', '?')} | {cores} cores | {flags} | {device.get('platform', '?')}"
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -155,7 +186,8 @@ def format_table(report: dict[str, Any]) -> str:
     rows = report["results"]
     lines = [
         f"device: {describe_device_line(report['device'])}",
-        f"data {cfg['data']}, {cfg['warmup']} warm-up + {cfg['iters']} timed calls per bundle, threads {cfg['threads'] or 'default'}, "
+        f"data {cfg['data']}, {cfg['warmup']} warm-up + {cfg['iters']} timed calls per bundle, threads "
+        f"{cfg['threads'] or 'default'}, "
         f"{cfg.get('isolation', '?')}",
         f"{'bundle':<22}{'backend':<12}{'dev':<5}{'thr':>4}{'pre':>7}{'infer':>8}{'post':>7}{'p50':>8}{'p90':>8}{'p99':>8}"
         f"{'FPS':>7}{'inferFPS':>9}{'x':>6}{'RSS MB':>8}{'torch':>6}",
@@ -164,12 +196,17 @@ def format_table(report: dict[str, Any]) -> str:
     for r in rows:
         lat = r["latency_ms"]
         lines.append(
-            f"{row_label(r):<22}{r['backend']:<12}{r['device'][:4]:<5}{r['threads'] if r['threads'] is not None else '-':>4}"
+            f"{row_label(r):<22}{r['backend']:<12}{r['device'][:4]:<5}"
+            f"{r['threads'] if r['threads'] is not None else '-':>4}"
             f"{lat['preprocess']['p50']:7.1f}{lat['infer']['p50']:8.1f}{lat['postprocess']['p50']:7.1f}"
             f"{lat['total']['p50']:8.1f}{lat['total']['p90']:8.1f}{lat['total']['p99']:8.1f}"
-            f"{r['fps']:7.1f}{r['infer_fps']:9.1f}{base / lat['infer']['p50']:6.2f}{r['peak_rss_mb']:8.0f}{'yes' if r['torch_imported'] else 'no':>6}"
+            f"{r['fps']:7.1f}{r['infer_fps']:9.1f}{base / lat['infer']['p50']:6.2f}{r['peak_rss_mb']:8.0f}"
+            f"{'yes' if r['torch_imported'] else 'no':>6}"
         )
-    lines.append("ms are p50 per stage; p50/p90/p99 are end-to-end; x = infer speed-up over the first row; RSS = peak of the measuring process")
+    lines.append(
+        "ms are p50 per stage; p50/p90/p99 are end-to-end; x = infer speed-up over the first row; RSS = peak of the "
+        "measuring process"
+    )
     return "\n".join(lines)
 
 
@@ -209,8 +246,11 @@ def format_compare(a: dict[str, Any], b: dict[str, Any], names: Sequence[str] = 
         pb = rb["latency_ms"]["total"]["p99"] if rb else None
         ma, mb = (ra or {}).get("peak_rss_mb"), (rb or {}).get("peak_rss_mb")
         lines.append(
-            f"{row_label(r):<22}{r['backend']:<12}{num(fa, 8)}{num(fb, 8)}{ratio(fa, fb)}{num(ia, 9)}{num(ib, 9)}{ratio(ia, ib)}"
+            f"{row_label(r):<22}{r['backend']:<12}{num(fa, 8)}{num(fb, 8)}{ratio(fa, fb)}"
+            f"{num(ia, 9)}{num(ib, 9)}{ratio(ia, ib)}"
             f"{num(pa, 8)}{num(pb, 8)}{ratio(pa, pb)}{num(ma, 7, 0)}{num(mb, 7, 0)}"
         )
-    lines.append("ratios are B/A: FPS > 1 means B is faster, p99 latency < 1 means B is faster; '-' = bundle only on one side")
+    lines.append(
+        "ratios are B/A: FPS > 1 means B is faster, p99 latency < 1 means B is faster; '-' = bundle only on one side"
+    )
     return "\n".join(lines)

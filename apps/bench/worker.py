@@ -33,8 +33,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         frames = read_frames(args.frames_file) if args.frames_file else None
         row = measure_bundle(
-            args.bundle, backend=args.backend, device=args.device, threads=args.threads,
-            warmup=args.warmup, iters=args.iters, data=args.data, frames=frames, isolation="subprocess",
+            args.bundle,
+            backend=args.backend,
+            device=args.device,
+            threads=args.threads,
+            warmup=args.warmup,
+            iters=args.iters,
+            data=args.data,
+            frames=frames,
+            isolation="subprocess",
         )
     except EdgepsError as exc:
         print(f"bench worker: error: {exc}", file=sys.stderr)

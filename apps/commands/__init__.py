@@ -12,10 +12,18 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("train", "train", "train a model from a YAML config (configs/*.yaml)"),
     ("eval", "eval", "PQ/SQ/RQ and mIoU of a checkpoint on synth:val or a COCO-panoptic folder"),
     ("data", "data", "write synthetic street data (images, video, COCO-panoptic GT); dataset statistics"),
-    ("export", "export", "export a checkpoint to bundles (one per format and precision) with calibration and a parity gate"),
+    (
+        "export",
+        "export",
+        "export a checkpoint to bundles (one per format and precision) with calibration and a parity gate",
+    ),
     ("run", "run", "run a bundle on a camera, stream, video, image folder or rosbag (real-time or record mode)"),
     ("bench", "bench", "latency/FPS of bundles (preprocess, infer, postprocess) on the same frames"),
-    ("demo", "demo", "train, export every backend, stream the synthetic video, PQ per backend and benchmark (no download)"),
+    (
+        "demo",
+        "demo",
+        "train, export every backend, stream the synthetic video, PQ per backend and benchmark (no download)",
+    ),
     ("model-info", "model_info", "parameters and GFLOPs of a model config"),
     ("ros2", "ros2", "ROS 2 node: camera images in, panoptic/semantic/overlay/segments topics out"),
 ]

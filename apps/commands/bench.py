@@ -30,16 +30,37 @@ log = logging.getLogger("edgeps.bench")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_argument_group("what to measure (one of --bundle, --checkpoint, --compare)")
-    src.add_argument("--bundle", type=Path, nargs="+", help="bundle folders; the first is the baseline of the speed-up column")
-    src.add_argument("--checkpoint", type=Path, help="export --formats x --precisions x --sizes into --cache first, then measure")
+    src.add_argument(
+        "--bundle", type=Path, nargs="+", help="bundle folders; the first is the baseline of the speed-up column"
+    )
+    src.add_argument(
+        "--checkpoint", type=Path, help="export --formats x --precisions x --sizes into --cache first, then measure"
+    )
     src.add_argument("--formats", default="onnx", help="with --checkpoint: comma list (default onnx)")
-    src.add_argument("--precisions", "--precision", dest="precisions", default="fp32", help="with --checkpoint: comma list of fp32, fp16, int8")
-    src.add_argument("--sizes", help="with --checkpoint: comma list of HxW, e.g. 256x512,512x1024 (default: the training size)")
-    src.add_argument("--cache", type=Path, help="bundle cache (default ~/.cache/edgeps/bench/<checkpoint sha256[:12]>/<HxW>/)")
-    src.add_argument("--compare", type=Path, nargs=2, metavar=("A.json", "B.json"), help="side-by-side table of two bench JSONs with ratios B/A")
+    src.add_argument(
+        "--precisions",
+        "--precision",
+        dest="precisions",
+        default="fp32",
+        help="with --checkpoint: comma list of fp32, fp16, int8",
+    )
+    src.add_argument(
+        "--sizes", help="with --checkpoint: comma list of HxW, e.g. 256x512,512x1024 (default: the training size)"
+    )
+    src.add_argument(
+        "--cache", type=Path, help="bundle cache (default ~/.cache/edgeps/bench/<checkpoint sha256[:12]>/<HxW>/)"
+    )
+    src.add_argument(
+        "--compare",
+        type=Path,
+        nargs=2,
+        metavar=("A.json", "B.json"),
+        help="side-by-side table of two bench JSONs with ratios B/A",
+    )
     run_ = parser.add_argument_group("how to measure")
     run_.add_argument(
-        "--data", default="synth:val:8",
+        "--data",
+        default="synth:val:8",
         help="frames to run on, a data spec: synth:val:8 (default), synth:train:N or DIR[:SPLIT[:N]] of a "
         "Cityscapes or COCO-panoptic root (no split = val); every image is loaded into memory, so give a small N",
     )
@@ -48,11 +69,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_.add_argument("--warmup", type=int, default=3, help="untimed calls first")
     run_.add_argument("--threads", type=int, help="inference threads (default: the backend's)")
     run_.add_argument("--backend", help="force a backend (default: each bundle's own)")
-    run_.add_argument("--device", default="cpu", help="runtime device: cpu, cuda, tensorrt (ONNX Runtime), CPU/GPU/NPU/AUTO (OpenVINO)")
-    run_.add_argument("--in-process", action="store_true", help="measure in this process (peak RSS then covers everything loaded so far)")
-    run_.add_argument("--python", type=Path, help="interpreter for the worker processes, e.g. .venv-runtime/bin/python (default: this one)")
+    run_.add_argument(
+        "--device",
+        default="cpu",
+        help="runtime device: cpu, cuda, tensorrt (ONNX Runtime), CPU/GPU/NPU/AUTO (OpenVINO)",
+    )
+    run_.add_argument(
+        "--in-process",
+        action="store_true",
+        help="measure in this process (peak RSS then covers everything loaded so far)",
+    )
+    run_.add_argument(
+        "--python",
+        type=Path,
+        help="interpreter for the worker processes, e.g. .venv-runtime/bin/python (default: this one)",
+    )
     out = parser.add_argument_group("output")
-    out.add_argument("--json", type=Path, dest="json_out", metavar="OUT", help="write the results (schema edgeps-bench/1); the chart goes to OUT.png")
+    out.add_argument(
+        "--json",
+        type=Path,
+        dest="json_out",
+        metavar="OUT",
+        help="write the results (schema edgeps-bench/1); the chart goes to OUT.png",
+    )
     out.add_argument("--chart", type=Path, help="PNG chart path (default: next to --json)")
 
 
@@ -86,7 +125,10 @@ def _run_compare(args: argparse.Namespace) -> int:
                 va, vb = (ra or {}).get(name), (rb or {}).get(name)
                 row.update({f"{name}_a": va, f"{name}_b": vb, f"{name}_ratio": (vb / va) if va and vb else None})
             rows.append(row)
-        write_json_atomic(args.json_out, {"schema": "edgeps-bench-compare/1", "a": str(args.compare[0]), "b": str(args.compare[1]), "rows": rows})
+        write_json_atomic(
+            args.json_out,
+            {"schema": "edgeps-bench-compare/1", "a": str(args.compare[0]), "b": str(args.compare[1]), "rows": rows},
+        )
     chart = _chart_path(args)
     if chart:
         from edgeps.apps.bench.chart import write_chart
@@ -117,7 +159,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.compare:
         if args.bundle or args.checkpoint:
-            raise ConfigError("--compare A.json B.json compares two earlier runs: do not combine it with --bundle/--checkpoint")
+            raise ConfigError(
+                "--compare A.json B.json compares two earlier runs: do not combine it with --bundle/--checkpoint"
+            )
         return _run_compare(args)
     if not args.bundle and not args.checkpoint:
         raise ConfigError("give --bundle DIR [DIR ...] or --checkpoint CKPT (or --compare A.json B.json)")
@@ -153,15 +197,34 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="edgeps-bench-") as tmp:
         frames_file = None if args.in_process else save_frames(frames, Path(tmp) / "frames.npy")
         for k, bundle in enumerate(bundles, 1):
-            print(f"[measure {k}/{len(bundles)}] {bundle} ({isolation}, {args.warmup}+{args.iters} calls)", file=sys.stderr, flush=True)
-            opts = dict(backend=args.backend, device=args.device, threads=args.threads, warmup=args.warmup, iters=args.iters, data=args.data)
+            print(
+                f"[measure {k}/{len(bundles)}] {bundle} ({isolation}, {args.warmup}+{args.iters} calls)",
+                file=sys.stderr,
+                flush=True,
+            )
+            opts = dict(
+                backend=args.backend,
+                device=args.device,
+                threads=args.threads,
+                warmup=args.warmup,
+                iters=args.iters,
+                data=args.data,
+            )
             if args.in_process:
                 row = measure_bundle(bundle, frames=frames, isolation=isolation, **opts)
             else:
                 row = measure_in_worker(bundle, python=args.python, frames_file=frames_file, **opts)
             results.append(row)
-    config = run_config(threads=args.threads, warmup=args.warmup, iters=args.iters, data=args.data,
-                        frames=results[0].get("frames", 0), device=args.device, isolation=isolation, python=args.python)
+    config = run_config(
+        threads=args.threads,
+        warmup=args.warmup,
+        iters=args.iters,
+        data=args.data,
+        frames=results[0].get("frames", 0),
+        device=args.device,
+        isolation=isolation,
+        python=args.python,
+    )
     publish(results, config, args.json_out, _chart_path(args))
     if errors:
         print("export failures (not measured):\n  " + "\n  ".join(errors), file=sys.stderr)
@@ -170,15 +233,32 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_config(
-    *, threads: int | None, warmup: int, iters: int, data: str, frames: int, device: str = "cpu", isolation: str = "subprocess",
+    *,
+    threads: int | None,
+    warmup: int,
+    iters: int,
+    data: str,
+    frames: int,
+    device: str = "cpu",
+    isolation: str = "subprocess",
     python: str | Path | None = None,
 ) -> dict[str, Any]:
     """The ``config`` block of the bench JSON: how the rows were measured."""
-    return {"threads": threads, "warmup": warmup, "iters": iters, "data": data, "frames": frames, "device": device,
-            "isolation": isolation, "python": str(python or sys.executable)}
+    return {
+        "threads": threads,
+        "warmup": warmup,
+        "iters": iters,
+        "data": data,
+        "frames": frames,
+        "device": device,
+        "isolation": isolation,
+        "python": str(python or sys.executable),
+    }
 
 
-def publish(results: list[dict[str, Any]], config: dict[str, Any], json_out: Path | None, chart: Path | None) -> dict[str, Any]:
+def publish(
+    results: list[dict[str, Any]], config: dict[str, Any], json_out: Path | None, chart: Path | None
+) -> dict[str, Any]:
     """The bench report of measured rows: the table on screen, the JSON, the PNG chart (one
     place, so ``edgeps demo``, which measures each bundle right after streaming it, reports
     exactly as ``edgeps bench`` does)."""
@@ -193,6 +273,8 @@ def publish(results: list[dict[str, Any]], config: dict[str, Any], json_out: Pat
     if chart:
         from edgeps.apps.bench.chart import write_chart
 
-        write_chart(chart, [("this run", report)], title=f"edgeps bench: FPS per bundle ({report['device']['cpu_model'][:50]})")
+        write_chart(
+            chart, [("this run", report)], title=f"edgeps bench: FPS per bundle ({report['device']['cpu_model'][:50]})"
+        )
         print(f"chart: {chart}")
     return report

@@ -44,7 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instances", type=int, default=60)
     parser.add_argument("--top-k", type=int, default=200)
     parser.add_argument(
-        "--label-noise", type=float, default=0.0, help="fraction of pixels given a random class (salt noise, a slow case)"
+        "--label-noise",
+        type=float,
+        default=0.0,
+        help="fraction of pixels given a random class (salt noise, a slow case)",
     )
     parser.add_argument("--logits", action="store_true", help="also time the (C, H, W) logits path")
     parser.add_argument("--json", help="write the figures to this JSON file")
@@ -78,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
             logits[sem, np.arange(h)[:, None], np.arange(w)[None, :]] += 5.0
             row["argmax_only_ms"] = _median_ms(lambda lg=logits: lg.argmax(axis=0), args.repeats)
             row["logits_path_ms"] = _median_ms(
-                lambda lg=logits, c=center, o=offsets: panoptic_from_heads(lg, c, o, thing_ids=THING_IDS, top_k=args.top_k),
+                lambda lg=logits, c=center, o=offsets: panoptic_from_heads(
+                    lg, c, o, thing_ids=THING_IDS, top_k=args.top_k
+                ),
                 max(3, args.repeats // 3),
             )
         rows.append(row)

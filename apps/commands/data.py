@@ -37,14 +37,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth = sub.add_parser("synth", help=synth_help, description=synth_help)
     synth.add_argument("--out", required=True, type=Path, help="output folder (the root of the layout)")
     synth.add_argument(
-        "--format", default="flat", metavar="{flat,coco,cityscapes}",
+        "--format",
+        default="flat",
+        metavar="{flat,coco,cityscapes}",
         help="flat (default): images/, panoptic/, panoptic.json with the synthetic ids 0..7; "
         "cityscapes: leftImg8bit/{split}/{city}/, gtFine/{split}/{city}/ (instanceIds, labelIds), "
         "gtFine/cityscapes_panoptic_{split}.json + PNGs as createPanopticImgs writes them, Cityscapes label ids; "
         "coco: {split}2017/*.jpg, annotations/panoptic_{split}2017.json + PNGs, COCO panoptic ids",
     )
     synth.add_argument(
-        "--split", default="train", metavar="{train,val}",
+        "--split",
+        default="train",
+        metavar="{train,val}",
         help="train (default): seeds --seed + i, below 1000000; val: synth:val's seeds 1000000 + i "
         "(at most 200, no --seed). Names the split folders and JSON of the cityscapes / coco layouts",
     )
@@ -57,14 +61,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jpg", action="store_true", help="write images as JPEG (default lossless PNG; --format flat only)"
     )
     synth.add_argument(
-        "--video", type=Path, metavar="OUT.mp4",
+        "--video",
+        type=Path,
+        metavar="OUT.mp4",
         help="also render a moving scene to this mp4, GT in OUT_gt/ (--format flat only)",
     )
     synth.add_argument("--frames", type=int, default=120, help="video length in frames (default 120)")
     synth.add_argument("--fps", type=float, default=15.0, help="video frame rate (default 15)")
-    stats = sub.add_parser("stats", help="thing-pixel fraction, occlusion and instances per image of a data spec", description="thing-pixel fraction, occlusion and instances per image of a data spec")
+    stats = sub.add_parser(
+        "stats",
+        help="thing-pixel fraction, occlusion and instances per image of a data spec",
+        description="thing-pixel fraction, occlusion and instances per image of a data spec",
+    )
     stats.add_argument(
-        "--data", default="synth:val",
+        "--data",
+        default="synth:val",
         help="data spec: synth:val[:N] (default synth:val), synth:train:N, or DIR[:SPLIT[:N]] of a Cityscapes or "
         "COCO-panoptic root (no split = val)",
     )
@@ -144,7 +155,9 @@ def _run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_synth_set(out: Path, n: int, size: tuple[int, int], seed: int, *, jpg: bool = False, show: Any = None) -> None:
+def write_synth_set(
+    out: Path, n: int, size: tuple[int, int], seed: int, *, jpg: bool = False, show: Any = None
+) -> None:
     """Render scenes ``seed .. seed + n - 1`` into a COCO-panoptic folder at ``out``."""
     from edgeps.data.street import render_scene
     from edgeps.data.synth_layouts import write_image
@@ -162,13 +175,24 @@ def write_synth_set(out: Path, n: int, size: tuple[int, int], seed: int, *, jpg:
             name = f"{i:06d}"
             image_name = f"{name}.jpg" if jpg else f"{name}.png"
             write_image(out / "images" / image_name, s.image)
-            images.append({"id": i, "file_name": image_name, "height": size[0], "width": size[1], "seed": seed + i, "occlusion": s.occlusion})
+            images.append(
+                {
+                    "id": i,
+                    "file_name": image_name,
+                    "height": size[0],
+                    "width": size[1],
+                    "seed": seed + i,
+                    "occlusion": s.occlusion,
+                }
+            )
             yield (i, f"{name}.png", *panoptic_to_coco(s.panoptic, SYNTH_CATEGORIES))
 
     write_coco_panoptic(out / "panoptic.json", out / "panoptic", entries(), SYNTH_CATEGORIES, images=images)
 
 
-def write_synth_video(path: Path, frames: int, size: tuple[int, int], seed: int, *, fps: float = 15.0, show: Any = None) -> Path:
+def write_synth_video(
+    path: Path, frames: int, size: tuple[int, int], seed: int, *, fps: float = 15.0, show: Any = None
+) -> Path:
     """Render ``render_video(seed)`` to ``path`` (mp4v) and its ground truth to ``PATH_gt/``.
 
     The mp4 is written under a temporary name and renamed, so a stopped run never leaves a

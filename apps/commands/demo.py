@@ -43,16 +43,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-minutes", type=float, default=10.0, help="training budget in minutes (default 10)")
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "synth.yaml", help="training config")
     parser.add_argument("--retrain", action="store_true", help="train again even if OUT/train holds a model")
-    parser.add_argument("--formats", default="onnx,openvino,tflite", help="export formats (those not installed are skipped)")
+    parser.add_argument(
+        "--formats", default="onnx,openvino,tflite", help="export formats (those not installed are skipped)"
+    )
     parser.add_argument("--precisions", default="fp32,int8")
-    parser.add_argument("--target", default="auto",
-                        help="int8 target: auto (cpu-vnni when this CPU has VNNI, else generic), generic, cpu-vnni")
+    parser.add_argument(
+        "--target",
+        default="auto",
+        help="int8 target: auto (cpu-vnni when this CPU has VNNI, else generic), generic, cpu-vnni",
+    )
     parser.add_argument("--frames", type=int, default=100, help="frames of the synthetic video")
     parser.add_argument("--video-size", default="512x1024", help="HxW of the synthetic video")
-    parser.add_argument("--threads", type=int, default=1, help="inference threads (1 on 2 cores: the other core runs the rest)")
-    parser.add_argument("--update-docs", action="store_true",
-                        help="also refresh the repository's docs/demo_frame.png and docs/bench_chart.png (maintainers)")
-    parser.add_argument("--no-docs", action="store_true", help="accepted for old scripts; the demo writes under --out only")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="inference threads (1 on 2 cores: the other core runs the rest)"
+    )
+    parser.add_argument(
+        "--update-docs",
+        action="store_true",
+        help="also refresh the repository's docs/demo_frame.png and docs/bench_chart.png (maintainers)",
+    )
+    parser.add_argument(
+        "--no-docs", action="store_true", help="accepted for old scripts; the demo writes under --out only"
+    )
 
 
 def _step(n: int, text: str) -> None:
@@ -77,7 +89,10 @@ def trained_checkpoint(out: Path, config: Path, minutes: float, retrain: bool) -
     metrics = train(cfg, run_dir, show_progress=True)
     stamp.write_text(config.read_text())
     ev = metrics.get("final_eval", {}).get("All", {})
-    print(f"trained {metrics['steps']} steps in {metrics['train_seconds'] / 60:.1f} min; held-out PQ {100 * ev.get('pq', 0):.1f}")
+    print(
+        f"trained {metrics['steps']} steps in {metrics['train_seconds'] / 60:.1f} min; held-out PQ "
+        f"{100 * ev.get('pq', 0):.1f}"
+    )
     return best
 
 
@@ -120,8 +135,10 @@ def export_all(checkpoint: Path, out: Path, formats: list[str], precisions: list
                 pass
             failed = _failed_before(marker(p), stamp)
             if failed:  # the same checkpoint and target fail the same way: a minute saved per run
-                print(f"{fmt}-{p}: not exported (failed for this checkpoint before: {failed}; --retrain, or delete "
-                      f"{marker(p)} to try again)")
+                print(
+                    f"{fmt}-{p}: not exported (failed for this checkpoint before: {failed}; --retrain, or delete "
+                    f"{marker(p)} to try again)"
+                )
                 continue
             todo.append(p)
         t0 = time.perf_counter()
@@ -133,7 +150,10 @@ def export_all(checkpoint: Path, out: Path, formats: list[str], precisions: list
                 write_json(marker(p), {**stamp, "error": str(exc)})
                 continue
             marker(p).unlink(missing_ok=True)
-            print(f"exported {r.path} ({r.size_bytes / 1e6:.1f} MB, parity class agreement {100 * r.parity['class_agreement']:.2f} %)")
+            print(
+                f"exported {r.path} ({r.size_bytes / 1e6:.1f} MB, parity class agreement "
+                f"{100 * r.parity['class_agreement']:.2f} %)"
+            )
             bundles.append(r.path)
         if todo:
             print(f"{fmt}: {time.perf_counter() - t0:.0f} s")
@@ -170,6 +190,7 @@ def stream_bundle(
     rt = load(bundle, threads=threads)
     m = rt.manifest
     pp = m.postprocess
+
     def tracker() -> Tracker:
         return Tracker(m.categories.thing_ids, label_divisor=pp.label_divisor)
 
@@ -204,7 +225,9 @@ def stream_bundle(
         # edgeps writes COCO segment id = panoptic id + 1, so the persistent object ids survive
         gt = read_id_png(gt_set.png_path(ann)).astype(np.int64) - 1
         if tracking is None:
-            tracking = TrackingAccumulator(m.categories.thing_ids, pp.label_divisor, pp.void_label, min_area=int(0.005 * gt.size))
+            tracking = TrackingAccumulator(
+                m.categories.thing_ids, pp.label_divisor, pp.void_label, min_area=int(0.005 * gt.size)
+            )
         pq.update(item.result.panoptic, gt)
         tracking.update(gt, item.result.panoptic, item.result.segments)
         if writer:
@@ -215,10 +238,20 @@ def stream_bundle(
         writer.close()
     r = pq.result()
     return {
-        "bundle": bundle.name, "backend": rt.info["backend"], "precision": m.precision, "threads": threads,
-        "pq": r["All"]["pq"], "pq_things": r["Things"]["pq"], "pq_stuff": r["Stuff"]["pq"], "miou": r["miou"],
-        "stream_fps": float(np.mean(passes)), "stream_fps_passes": passes, "stream": timed,
-        "tracking": tracking.summary() if tracking else {}, "_frame": frame_png, "_bench": bench_row,
+        "bundle": bundle.name,
+        "backend": rt.info["backend"],
+        "precision": m.precision,
+        "threads": threads,
+        "pq": r["All"]["pq"],
+        "pq_things": r["Things"]["pq"],
+        "pq_stuff": r["Stuff"]["pq"],
+        "miou": r["miou"],
+        "stream_fps": float(np.mean(passes)),
+        "stream_fps_passes": passes,
+        "stream": timed,
+        "tracking": tracking.summary() if tracking else {},
+        "_frame": frame_png,
+        "_bench": bench_row,
     }
 
 
@@ -261,8 +294,11 @@ def run(args: argparse.Namespace) -> int:
         write_json(meta, want)
     print(f"{video} (+ ground truth {gt_dir})")
 
-    _step(4, f"stream the video through each bundle (record mode, {args.threads} inference thread(s) + pipeline threads), "
-             "its model-only bench between two timed passes")
+    _step(
+        4,
+        f"stream the video through each bundle (record mode, {args.threads} inference thread(s) + pipeline threads), "
+        "its model-only bench between two timed passes",
+    )
     bench_opts = dict(threads=args.threads, warmup=3, iters=20, data=BENCH_DATA)
     frames = load_frames(BENCH_DATA)
     rows = []
@@ -270,12 +306,24 @@ def run(args: argparse.Namespace) -> int:
         frames_file = save_frames(frames, Path(tmp) / "frames.npy")
         for k, b in enumerate(bundles):
             save = out / "stream" / f"{b.name}.mp4" if k == 0 else None
-            row = stream_bundle(b, video, gt_dir, args.threads, save, lambda b=b: measure_in_worker(b, frames_file=frames_file, **bench_opts))
+            row = stream_bundle(
+                b,
+                video,
+                gt_dir,
+                args.threads,
+                save,
+                lambda b=b: measure_in_worker(b, frames_file=frames_file, **bench_opts),
+            )
             rows.append(row)
             t = row["tracking"]
-            print(f"{b.name:<16} PQ {100 * row['pq']:5.1f} (things {100 * row['pq_things']:5.1f}, stuff {100 * row['pq_stuff']:5.1f}) "
-                  f"mIoU {100 * row['miou']:5.1f}  stream {row['stream_fps']:5.1f} FPS  id switches {t.get('id_switches', 0)} "
-                  f"in {t.get('frames', 0)} frames, tracked {100 * t.get('tracked_fraction', 0):.0f} %", flush=True)
+            print(
+                f"{b.name:<16} PQ {100 * row['pq']:5.1f} (things {100 * row['pq_things']:5.1f}, stuff "
+                f"{100 * row['pq_stuff']:5.1f}) "
+                f"mIoU {100 * row['miou']:5.1f}  stream {row['stream_fps']:5.1f} FPS  id switches "
+                f"{t.get('id_switches', 0)} "
+                f"in {t.get('frames', 0)} frames, tracked {100 * t.get('tracked_fraction', 0):.0f} %",
+                flush=True,
+            )
     frame_png = rows[0].pop("_frame")
     results = [r.pop("_bench") for r in rows]
     for r in rows:
@@ -284,12 +332,19 @@ def run(args: argparse.Namespace) -> int:
     _step(5, "benchmark (edgeps bench's worker: each bundle in its own process, measured in step 4)")
     bench_json = out / "bench.json"
     publish(results, run_config(**bench_opts, frames=len(frames)), bench_json, bench_json.with_suffix(".png"))
-    print(f"\n{'bundle':<16}{'PQ':>6}{'things':>8}{'stuff':>7}{'stream FPS':>12}{'infer FPS':>11}{'ratio':>7}{'switches/100f':>15}")
+    print(
+        f"\n{'bundle':<16}{'PQ':>6}{'things':>8}{'stuff':>7}{'stream FPS':>12}{'infer FPS':>11}"
+        f"{'ratio':>7}{'switches/100f':>15}"
+    )
     for r, b in zip(rows, results):
         r["infer_fps"] = b["infer_fps"]
         r["stream_over_infer"] = r["stream_fps"] / r["infer_fps"] if r["infer_fps"] else None
-        print(f"{r['bundle']:<16}{100 * r['pq']:6.1f}{100 * r['pq_things']:8.1f}{100 * r['pq_stuff']:7.1f}{r['stream_fps']:12.1f}"
-              f"{(r['infer_fps'] or 0):11.1f}{(r['stream_over_infer'] or 0):7.2f}{r['tracking'].get('switches_per_100_frames', 0):15.1f}")
+        print(
+            f"{r['bundle']:<16}{100 * r['pq']:6.1f}{100 * r['pq_things']:8.1f}{100 * r['pq_stuff']:7.1f}"
+            f"{r['stream_fps']:12.1f}"
+            f"{(r['infer_fps'] or 0):11.1f}{(r['stream_over_infer'] or 0):7.2f}"
+            f"{r['tracking'].get('switches_per_100_frames', 0):15.1f}"
+        )
     write_json(out / "pq.json", rows)
 
     if args.no_docs:
@@ -306,7 +361,9 @@ def run(args: argparse.Namespace) -> int:
         for src, dst in pictures:
             shutil.copyfile(src, dst)
     total = time.perf_counter() - t_start
-    print(f"\ndone in {total / 60:.1f} min ({(time.perf_counter() - t_after_train) / 60:.1f} min after training). Files:")
+    print(
+        f"\ndone in {total / 60:.1f} min ({(time.perf_counter() - t_after_train) / 60:.1f} min after training). Files:"
+    )
     print(f"  annotated video   {out / 'stream' / (bundles[0].name + '.mp4')}")
     print(f"  PQ per backend    {out / 'pq.json'}")
     print(f"  benchmark         {bench_json} and {bench_json.with_suffix('.png')}")
@@ -315,4 +372,3 @@ def run(args: argparse.Namespace) -> int:
     if args.update_docs:
         print(f"  README pictures   {DOCS / 'demo_frame.png'}, {DOCS / 'bench_chart.png'} (--update-docs)")
     return 0
-

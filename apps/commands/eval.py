@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--checkpoint", type=Path, help="training checkpoint (.pt)")
     src.add_argument("--bundle", type=Path, nargs="+", help="one or more exported bundle folders")
     parser.add_argument(
-        "--data", default="synth:val",
+        "--data",
+        default="synth:val",
         help="data spec: synth:val[:N] (default synth:val), synth:train[:N], or DIR[:SPLIT[:N]] of a Cityscapes or "
         "COCO-panoptic root (no split = val); see docs/training.md",
     )
@@ -36,7 +37,10 @@ def run(args: argparse.Namespace) -> int:
         from edgeps.training.inference import predictor_from_checkpoint
 
         result = evaluate_predictor(predictor_from_checkpoint(args.checkpoint), dataset, max_images=args.max_images)
-        print(f"{args.checkpoint} on {args.data} ({result['images']} images, {result['ms_per_image']:.0f} ms/image incl. post-processing)")
+        print(
+            f"{args.checkpoint} on {args.data} ({result['images']} images, {result['ms_per_image']:.0f} ms/image "
+            "incl. post-processing)"
+        )
         print(format_results(result))
         print(f"mIoU {100 * result['miou']:.1f}")
         if args.json_out:
@@ -52,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
         parity = rt.manifest.parity or {}
         results[str(bundle)] = {"result": res, "info": rt.info, "parity": parity}
         rows.append((bundle.name, rt.info["backend"], rt.manifest.precision, res, parity))
-    head = f"{'bundle':<18}{'backend':<13}{'prec':<6}{'PQ':>6}{'SQ':>6}{'RQ':>6}{'PQth':>6}{'SQth':>6}{'RQth':>6}{'PQst':>6}{'SQst':>6}{'RQst':>6}{'ms/img':>8}  parity (max|diff|, agree %, dPQ)"
+    head = (
+        f"{'bundle':<18}{'backend':<13}{'prec':<6}{'PQ':>6}{'SQ':>6}{'RQ':>6}{'PQth':>6}{'SQth':>6}{'RQth':>6}"
+        f"{'PQst':>6}{'SQst':>6}{'RQst':>6}{'ms/img':>8}  parity (max|diff|, agree %, dPQ)"
+    )
     print(f"{args.data}, {rows[0][3]['images']} images")
     print(head)
     for name, backend, prec, r, p in rows:

@@ -15,15 +15,9 @@ HELP = "PQ/SQ/RQ of COCO-panoptic predictions against ground truth"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--gt-json", required=True, type=Path, help="ground-truth COCO panoptic JSON"
-    )
-    parser.add_argument(
-        "--gt-dir", required=True, type=Path, help="folder of the ground-truth PNGs"
-    )
-    parser.add_argument(
-        "--pred-json", required=True, type=Path, help="predicted COCO panoptic JSON"
-    )
+    parser.add_argument("--gt-json", required=True, type=Path, help="ground-truth COCO panoptic JSON")
+    parser.add_argument("--gt-dir", required=True, type=Path, help="folder of the ground-truth PNGs")
+    parser.add_argument("--pred-json", required=True, type=Path, help="predicted COCO panoptic JSON")
     parser.add_argument("--pred-dir", required=True, type=Path, help="folder of the predicted PNGs")
     parser.add_argument(
         "--json",
@@ -39,13 +33,9 @@ def format_results(result: dict[str, Any]) -> str:
     lines = [f"{'':<8}{'PQ':>7}{'SQ':>7}{'RQ':>7}{'N':>6}"]
     for group in ("All", "Things", "Stuff"):
         r = result[group]
-        lines.append(
-            f"{group:<8}{100 * r['pq']:7.1f}{100 * r['sq']:7.1f}{100 * r['rq']:7.1f}{r['n']:6d}"
-        )
+        lines.append(f"{group:<8}{100 * r['pq']:7.1f}{100 * r['sq']:7.1f}{100 * r['rq']:7.1f}{r['n']:6d}")
     lines.append("")
-    lines.append(
-        f"{'category':<24}{'kind':<7}{'PQ':>7}{'SQ':>7}{'RQ':>7}{'TP':>7}{'FP':>7}{'FN':>7}"
-    )
+    lines.append(f"{'category':<24}{'kind':<7}{'PQ':>7}{'SQ':>7}{'RQ':>7}{'TP':>7}{'FP':>7}{'FN':>7}")
     for c in result["per_class"].values():
         if c["tp"] + c["fp"] + c["fn"] == 0:
             continue

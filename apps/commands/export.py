@@ -16,23 +16,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--formats", default="torch,onnx", help=f"comma list of {', '.join(FORMATS)}: {formats_help()}")
-    parser.add_argument("--precision", default="fp32", help=f"comma list of {', '.join(PRECISIONS)}; each format gets those it offers")
     parser.add_argument(
-        "--calib", metavar="SPEC",
-        help="int8 calibration images: a data spec (DIR[:SPLIT[:N]], no split = val; synth:train:N), an image folder/glob "
+        "--precision", default="fp32", help=f"comma list of {', '.join(PRECISIONS)}; each format gets those it offers"
+    )
+    parser.add_argument(
+        "--calib",
+        metavar="SPEC",
+        help="int8 calibration images: a data spec (DIR[:SPLIT[:N]], no split = val; synth:train:N), an image "
+        "folder/glob "
         "or a video (default: the checkpoint's own training split)",
     )
     parser.add_argument("--calib-images", type=int, default=32)
     parser.add_argument(
-        "--parity-data", metavar="SPEC",
-        help="held-out images for the parity gate, disjoint from --calib (default: the checkpoint's own validation split)",
+        "--parity-data",
+        metavar="SPEC",
+        help="held-out images for the parity gate, disjoint from --calib (default: the checkpoint's own validation "
+        "split)",
     )
     parser.add_argument("--parity-images", type=int, default=8)
     parser.add_argument("--size", help="model input HxW (default: the training input size)")
     targets = "; ".join(f"{f.name}: {', '.join(f.targets)}" for f in FORMATS.values() if f.targets)
-    parser.add_argument("--target", default="generic", help=f"int8 target ({targets}); generic is safe on CPUs without VNNI")
+    parser.add_argument(
+        "--target", default="generic", help=f"int8 target ({targets}); generic is safe on CPUs without VNNI"
+    )
     parser.add_argument("--dynamic-hw", action="store_true", help="ONNX with dynamic input height/width")
-    parser.add_argument("--resize", default="letterbox", choices=["letterbox", "stretch"], help="frames of another aspect ratio")
+    parser.add_argument(
+        "--resize", default="letterbox", choices=["letterbox", "stretch"], help="frames of another aspect ratio"
+    )
     parser.add_argument("--out", required=True, type=Path)
 
 

@@ -19,9 +19,15 @@ DEFAULT_NUM_CLASSES = 19  # Cityscapes, when neither the config nor --num-classe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, type=Path, help="YAML with a 'model:' section (e.g. configs/synth.yaml)")
+    parser.add_argument(
+        "--config", required=True, type=Path, help="YAML with a 'model:' section (e.g. configs/synth.yaml)"
+    )
     parser.add_argument("--size", type=parse_size, action="append", help="input HxW (repeatable; default 256x512)")
-    parser.add_argument("--num-classes", type=int, help=f"override model.num_classes (default: the config's, else {DEFAULT_NUM_CLASSES})")
+    parser.add_argument(
+        "--num-classes",
+        type=int,
+        help=f"override model.num_classes (default: the config's, else {DEFAULT_NUM_CLASSES})",
+    )
 
 
 def read_model_section(path: Path) -> dict[str, Any]:

@@ -20,8 +20,18 @@ HELP = "ROS 2 node: subscribe to sensor_msgs/Image, publish panoptic/semantic/ov
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", type=Path, help="ROS 2 params file (edgeps_panoptic: ros__parameters: ...), e.g. configs/ros2_params.yaml")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override one parameter (YAML value), repeatable")
+    parser.add_argument(
+        "--params",
+        type=Path,
+        help="ROS 2 params file (edgeps_panoptic: ros__parameters: ...), e.g. configs/ros2_params.yaml",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one parameter (YAML value), repeatable",
+    )
     parser.add_argument("ros_args", nargs=argparse.REMAINDER, help="--ros-args ... passed to ROS unchanged")
 
 
@@ -47,5 +57,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from edgeps.apps.ros2.node import main
     except ImportError as exc:
-        raise ConfigError(f"the ROS 2 node needs rclpy, sensor_msgs and std_msgs: pip install 'edgeps[ros2]' ({exc})") from None
+        raise ConfigError(
+            f"the ROS 2 node needs rclpy, sensor_msgs and std_msgs: pip install 'edgeps[ros2]' ({exc})"
+        ) from None
     return main(["edgeps-ros2", *ros_args], overrides=raw)

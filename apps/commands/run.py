@@ -18,23 +18,42 @@ HELP = "run a bundle on a camera, stream, video, image folder or rosbag (real-ti
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", required=True, type=Path, help="bundle folder (model file + edgeps.yaml)")
     parser.add_argument(
-        "--source", required=True,
-        help="camera index, video file, rtsp:// or http:// URL, GStreamer pipeline, image folder or glob, BAG.db3:/topic",
+        "--source",
+        required=True,
+        help="camera index, video file, rtsp:// or http:// URL, GStreamer pipeline, image folder or glob, "
+        "BAG.db3:/topic",
     )
     parser.add_argument("--backend", help="backend (default: the bundle format's own)")
-    parser.add_argument("--device", default="cpu", help="cpu; onnxruntime: cuda, tensorrt; openvino: CPU, GPU, NPU, AUTO")
-    parser.add_argument("--threads", type=int, help="inference threads (default: cores - 1, leaving one core to the other stages)")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu; onnxruntime: cuda, tensorrt; openvino: CPU, GPU, NPU, AUTO"
+    )
+    parser.add_argument(
+        "--threads", type=int, help="inference threads (default: cores - 1, leaving one core to the other stages)"
+    )
     parser.add_argument("--threshold", type=float, help="center heatmap threshold (default: the bundle's)")
     parser.add_argument("--stuff-area", type=int, help="minimum stuff area in model pixels (default: the bundle's)")
-    parser.add_argument("--mode", choices=["auto", "realtime", "record"], default="auto",
-                        help="realtime: newest frame only, drops stale ones; record: every frame in order (default: realtime for cameras and streams, record for files)")
-    parser.add_argument("--show", action="store_true", help="show a window (needs an OpenCV with GUI support and a display)")
+    parser.add_argument(
+        "--mode",
+        choices=["auto", "realtime", "record"],
+        default="auto",
+        help="realtime: newest frame only, drops stale ones; record: every frame in order (default: realtime for "
+        "cameras and streams, record for files)",
+    )
+    parser.add_argument(
+        "--show", action="store_true", help="show a window (needs an OpenCV with GUI support and a display)"
+    )
     parser.add_argument("--save", type=Path, metavar="OUT.mp4", help="write the annotated video")
-    parser.add_argument("--jsonl", type=Path, metavar="OUT.jsonl", help="write the segments of every frame as JSON lines")
-    parser.add_argument("--coco-dir", type=Path, metavar="DIR", help="write per-frame panoptic PNGs + COCO-panoptic JSON")
+    parser.add_argument(
+        "--jsonl", type=Path, metavar="OUT.jsonl", help="write the segments of every frame as JSON lines"
+    )
+    parser.add_argument(
+        "--coco-dir", type=Path, metavar="DIR", help="write per-frame panoptic PNGs + COCO-panoptic JSON"
+    )
     parser.add_argument("--max-frames", type=int, help="stop after N frames")
     parser.add_argument("--no-track", action="store_true", help="no track ids (stable instance ids across frames)")
-    parser.add_argument("--reconnect-timeout", type=float, default=10.0, help="seconds to keep reopening a dead live source")
+    parser.add_argument(
+        "--reconnect-timeout", type=float, default=10.0, help="seconds to keep reopening a dead live source"
+    )
     parser.add_argument("--summary-json", type=Path, metavar="OUT", help="write the run summary as JSON")
 
 
@@ -65,15 +84,23 @@ def run(args: argparse.Namespace) -> int:
         if args.show:
             consumers.append(Window(m.categories, pp.label_divisor, pp.void_label))
         if args.save:
-            consumers.append(AnnotatedVideo(args.save, m.categories, pp.label_divisor, pp.void_label, fps=source.fps or 15.0))
+            consumers.append(
+                AnnotatedVideo(args.save, m.categories, pp.label_divisor, pp.void_label, fps=source.fps or 15.0)
+            )
         if args.jsonl:
             consumers.append(JsonLines(args.jsonl, m.categories))
         if args.coco_dir:
             consumers.append(CocoDump(args.coco_dir, m.categories, pp.label_divisor, pp.void_label))
         tracker = None if args.no_track else Tracker(m.categories.thing_ids, label_divisor=pp.label_divisor)
         realtime = {"auto": None, "realtime": True, "record": False}[args.mode]
-        pipe = StreamPipeline(rt, source, realtime=realtime, tracker=tracker, max_frames=args.max_frames,
-                              reconnect_timeout=args.reconnect_timeout)
+        pipe = StreamPipeline(
+            rt,
+            source,
+            realtime=realtime,
+            tracker=tracker,
+            max_frames=args.max_frames,
+            reconnect_timeout=args.reconnect_timeout,
+        )
         cores = os.cpu_count() or 1
         print(
             f"edgeps run: {args.bundle} ({rt.info['backend']}, {m.precision}, {m.input.size[0]}x{m.input.size[1]}) on "
@@ -95,8 +122,16 @@ def run(args: argparse.Namespace) -> int:
             c.close()
         source.close()
     summary = pipe.summary()
-    summary.update({"bundle": str(args.bundle), "backend": rt.info["backend"], "precision": m.precision,
-                    "input_size": list(m.input.size), "threads": threads, "source": str(args.source)})
+    summary.update(
+        {
+            "bundle": str(args.bundle),
+            "backend": rt.info["backend"],
+            "precision": m.precision,
+            "input_size": list(m.input.size),
+            "threads": threads,
+            "source": str(args.source),
+        }
+    )
     print(format_summary(summary))
     if args.summary_json:
         write_json(args.summary_json, summary)

@@ -60,13 +60,18 @@ def subscription_qos(kind: str) -> QoSProfile:
     """Depth 1 either way (the latest-frame policy); ``sensor_data`` is best effort, as camera
     drivers publish, ``reliable`` also hears reliable-only publishers."""
     reliability = QoSReliabilityPolicy.BEST_EFFORT if kind == "sensor_data" else QoSReliabilityPolicy.RELIABLE
-    return QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=1, reliability=reliability, durability=QoSDurabilityPolicy.VOLATILE)
+    return QoSProfile(
+        history=QoSHistoryPolicy.KEEP_LAST, depth=1, reliability=reliability, durability=QoSDurabilityPolicy.VOLATILE
+    )
 
 
 # Outputs are reliable (a best-effort or a reliable subscriber can both connect), depth 1.
 OUTPUT_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(
-    history=QoSHistoryPolicy.KEEP_LAST, depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL
+    history=QoSHistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=QoSReliabilityPolicy.RELIABLE,
+    durability=QoSDurabilityPolicy.TRANSIENT_LOCAL,
 )
 
 
@@ -130,8 +135,12 @@ class PanopticNode(Node):
         self.divisor, self.void = post.label_divisor, post.void_label
         max_id = max(self.categories.ids)
         if p.semantic_encoding == "mono8" and max_id > 254:
-            raise ConfigError(f"parameter 'semantic_encoding': mono8 cannot hold class id {max_id} (255 is void); use mono16 or auto")
-        self.semantic_encoding = p.semantic_encoding if p.semantic_encoding != "auto" else ("mono8" if max_id <= 254 else "mono16")
+            raise ConfigError(
+                f"parameter 'semantic_encoding': mono8 cannot hold class id {max_id} (255 is void); use mono16 or auto"
+            )
+        self.semantic_encoding = (
+            p.semantic_encoding if p.semantic_encoding != "auto" else ("mono8" if max_id <= 254 else "mono16")
+        )
         self.semantic_void = 255 if self.semantic_encoding == "mono8" else 65535
         self.tracker = Tracker(self.categories.thing_ids, label_divisor=self.divisor) if p.track else None
         h, w = self.rt.manifest.input.size
@@ -175,7 +184,10 @@ class PanopticNode(Node):
                 self._process(t_in, msg)
             except FormatError as exc:
                 self.rejected += 1
-                self.get_logger().error(f"{self.params.image_topic}: dropped a frame (stamp {msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}): {exc}")
+                self.get_logger().error(
+                    f"{self.params.image_topic}: dropped a frame (stamp "
+                    f"{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}): {exc}"
+                )
             except Exception as exc:  # keep answering: one bad frame must not kill the node
                 self.rejected += 1
                 self.get_logger().error(f"{self.params.image_topic}: frame failed: {type(exc).__name__}: {exc}")
@@ -190,7 +202,13 @@ class PanopticNode(Node):
         self._pub_panoptic.publish(image_message(msg.header, pan, "32SC1"))
         t3 = time.perf_counter()
         sem = np.where(pan == self.void, self.semantic_void, pan // self.divisor)
-        self._pub_semantic.publish(image_message(msg.header, sem.astype(np.uint8 if self.semantic_encoding == "mono8" else np.uint16), self.semantic_encoding))
+        self._pub_semantic.publish(
+            image_message(
+                msg.header,
+                sem.astype(np.uint8 if self.semantic_encoding == "mono8" else np.uint16),
+                self.semantic_encoding,
+            )
+        )
         if self.tracker is not None:
             self.tracker.update(pan, result.segments, frame)
         info = self.segments_info(msg, result.segments)
@@ -204,7 +222,14 @@ class PanopticNode(Node):
         if self._pub_overlay is not None and self._pub_overlay.get_subscription_count() > 0:
             from edgeps.visualize import overlay
 
-            vis = overlay(frame, pan, self.categories, label_divisor=self.divisor, void_label=self.void, legend=self.params.overlay_legend)
+            vis = overlay(
+                frame,
+                pan,
+                self.categories,
+                label_divisor=self.divisor,
+                void_label=self.void,
+                legend=self.params.overlay_legend,
+            )
             self._pub_overlay.publish(image_message(msg.header, vis, "bgr8"))
             self.overlays += 1
         t4 = time.perf_counter()

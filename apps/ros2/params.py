@@ -81,7 +81,9 @@ def params_from_dict(raw: dict[str, Any]) -> NodeParams:
     values: dict[str, Any] = {}
     for f in dataclasses.fields(NodeParams):
         value = raw.get(f.name, DEFAULTS[f.name])
-        kind = {"str": str, "int": int, "float": float, "bool": bool}[f.type if isinstance(f.type, str) else f.type.__name__]
+        kind = {"str": str, "int": int, "float": float, "bool": bool}[
+            f.type if isinstance(f.type, str) else f.type.__name__
+        ]
         values[f.name] = _check_type(f.name, value, kind)
     p = NodeParams(**values)
     if not p.bundle:
@@ -93,13 +95,18 @@ def params_from_dict(raw: dict[str, Any]) -> NodeParams:
     if p.qos not in QOS_CHOICES:
         raise ConfigError(f"parameter 'qos': expected one of {', '.join(QOS_CHOICES)}, got {p.qos!r}")
     if p.semantic_encoding not in SEMANTIC_ENCODINGS:
-        raise ConfigError(f"parameter 'semantic_encoding': expected one of {', '.join(SEMANTIC_ENCODINGS)}, got {p.semantic_encoding!r}")
+        raise ConfigError(
+            f"parameter 'semantic_encoding': expected one of {', '.join(SEMANTIC_ENCODINGS)}, got "
+            f"{p.semantic_encoding!r}"
+        )
     if not p.image_topic or any(c.isspace() for c in p.image_topic):
         raise ConfigError(f"parameter 'image_topic': expected a topic name, got {p.image_topic!r}")
     if not p.device:
         raise ConfigError("parameter 'device': empty (e.g. cpu, cuda, tensorrt, CPU, GPU)")
     if p.threshold > 1.0:
-        raise ConfigError(f"parameter 'threshold': a center-heatmap threshold in [0, 1] (or < 0 for the bundle's), got {p.threshold}")
+        raise ConfigError(
+            f"parameter 'threshold': a center-heatmap threshold in [0, 1] (or < 0 for the bundle's), got {p.threshold}"
+        )
     if p.nms_kernel < 0 or (p.nms_kernel and p.nms_kernel % 2 == 0):
         raise ConfigError(f"parameter 'nms_kernel': a positive odd integer (or 0 for the bundle's), got {p.nms_kernel}")
     if p.top_k < -1:
@@ -136,5 +143,8 @@ def read_params_file(path: str | Path, node_name: str = NODE_NAME) -> dict[str, 
         out.update(entry["ros__parameters"])
         found = True
     if not found:
-        raise ConfigError(f"{path}: no '{node_name}' (or '/**') entry with ros__parameters (found: {', '.join(map(str, raw)) or 'nothing'})")
+        raise ConfigError(
+            f"{path}: no '{node_name}' (or '/**') entry with ros__parameters (found: "
+            f"{', '.join(map(str, raw)) or 'nothing'})"
+        )
     return out

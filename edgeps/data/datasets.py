@@ -116,7 +116,8 @@ class SynthDataset:
             n = SYNTH_TRAIN_SEED_MAX - seed_offset if n is None else n
             if not 1 <= n <= SYNTH_TRAIN_SEED_MAX - seed_offset:
                 raise ConfigError(
-                    f"synth:train: n must be 1..{SYNTH_TRAIN_SEED_MAX - seed_offset} (training seeds stay below {SYNTH_TRAIN_SEED_MAX}), got {n}"
+                    f"synth:train: n must be 1..{SYNTH_TRAIN_SEED_MAX - seed_offset} (training seeds stay below "
+                    f"{SYNTH_TRAIN_SEED_MAX}), got {n}"
                 )
             first = seed_offset
         else:
@@ -180,8 +181,12 @@ class _PanopticSetDataset:
             raise FormatError(f"{path}: not a readable image")
         ids = read_id_png(self._set.png_path(ann))
         if ids.shape != image.shape[:2]:
-            raise FormatError(f"{self._set.png_path(ann)}: size {ids.shape} differs from its image {path} {image.shape[:2]}")
-        pan = coco_to_panoptic(ids, ann["segments_info"], LABEL_DIVISOR, category_map=self._category_map, thing_ids=self._thing_ids)
+            raise FormatError(
+                f"{self._set.png_path(ann)}: size {ids.shape} differs from its image {path} {image.shape[:2]}"
+            )
+        pan = coco_to_panoptic(
+            ids, ann["segments_info"], LABEL_DIVISOR, category_map=self._category_map, thing_ids=self._thing_ids
+        )
         return Sample(image, pan, Path(ann["file_name"]).stem)
 
 
@@ -233,7 +238,8 @@ def find_coco_split(root: Path, split: str | None) -> tuple[Path, Path, Path, st
     found = _coco_jsons(root)
     if not found:
         raise DataNotFoundError(
-            f"{root}: no COCO panoptic annotations (expected annotations/panoptic_SPLIT.json + annotations/panoptic_SPLIT/, "
+            f"{root}: no COCO panoptic annotations (expected annotations/panoptic_SPLIT.json + "
+            "annotations/panoptic_SPLIT/, "
             "or NAME.json + NAME/)"
         )
     names = [j.stem for j, _ in found]
@@ -249,10 +255,14 @@ def find_coco_split(root: Path, split: str | None) -> tuple[Path, Path, Path, st
             raise DataNotFoundError(f"{root}: split '{split}' {what} (splits found: {splits})")
         (json_path, png_dir), name = hits[0], split
     stem = json_path.stem.removeprefix("panoptic_")
-    candidates = ([root / stem, root / "images" / stem] if stem != json_path.stem else []) + [root / d for d in FLAT_IMAGE_DIRS]
+    candidates = ([root / stem, root / "images" / stem] if stem != json_path.stem else []) + [
+        root / d for d in FLAT_IMAGE_DIRS
+    ]
     image_dir = next((d for d in candidates if d.is_dir()), None)
     if image_dir is None:
-        raise DataNotFoundError(f"{root}: no image folder for {json_path.name} (looked for {', '.join(str(c) for c in candidates)})")
+        raise DataNotFoundError(
+            f"{root}: no image folder for {json_path.name} (looked for {', '.join(str(c) for c in candidates)})"
+        )
     return json_path, png_dir, image_dir, name
 
 
@@ -328,7 +338,9 @@ class CityscapesPanopticDataset(_PanopticSetDataset):
     ``n``: the first n images.
     """
 
-    def __init__(self, root: str | Path, split: str = "val", *, categories: Categories | None = None, n: int | None = None) -> None:
+    def __init__(
+        self, root: str | Path, split: str = "val", *, categories: Categories | None = None, n: int | None = None
+    ) -> None:
         self.root, self.split = Path(root), split
         found = cityscapes_splits(self.root)
         if split not in found:
@@ -389,7 +401,9 @@ def parse_data_spec(spec: str) -> DataSpec:
             parts = text.split(":")
             if len(parts) > 3 or (len(parts) > 1 and parts[1] not in ("train", "val")):
                 raise ConfigError(f"synthetic splits are train and val; {SPEC_HELP}")
-            return DataSpec("synth", parts[1] if len(parts) > 1 else None, _count(parts[2]) if len(parts) == 3 else None)
+            return DataSpec(
+                "synth", parts[1] if len(parts) > 1 else None, _count(parts[2]) if len(parts) == 3 else None
+            )
         if ":" not in text or Path(text).expanduser().exists():
             return DataSpec(text)
         head, _, last = text.rpartition(":")

@@ -16,8 +16,8 @@ a corner cut by the border) is void (-1): its pixels look like a thing, so calli
 would teach a network the wrong class, and a sliver cannot be matched fairly. No other pixel
 is void. An instance cut in pieces by a nearer one keeps one id. ``SceneSample.occlusion``
 says whether two kept instances' drawn shapes overlap by at least a quarter of that minimum
-area (the nearer one hides part of the farther one). In a video each object keeps ``class * 1000 + n`` (n its persistent number, < 1000)
-in every frame where it is visible.
+area (the nearer one hides part of the farther one). In a video each object keeps
+``class * 1000 + n`` (n its persistent number, < 1000) in every frame where it is visible.
 
 synth:val -- a frozen definition. The held-out set is ``SYNTH_VAL_COUNT`` (200) scenes
 ``render_scene(SYNTH_VAL_SEED_BASE + i, SYNTH_VAL_SIZE)`` for i = 0..199, with
@@ -133,12 +133,22 @@ def _jitter(rng: np.random.Generator, bgr: tuple[float, float, float], amount: f
     return np.clip(np.asarray(bgr, np.float32) + rng.uniform(-amount, amount, 3), 0, 255).astype(np.float32)
 
 
-def _pick(rng: np.random.Generator, palette: tuple[tuple[float, float, float], ...], amount: float) -> tuple[float, ...]:
+def _pick(
+    rng: np.random.Generator, palette: tuple[tuple[float, float, float], ...], amount: float
+) -> tuple[float, ...]:
     """A palette colour with jitter, as plain floats (what OpenCV's drawing accepts)."""
     return tuple(float(v) for v in _jitter(rng, palette[rng.integers(len(palette))], amount))
 
 
-_BUILDING_BGR = ((150, 180, 200), (60, 80, 150), (128, 128, 128), (190, 212, 222), (70, 98, 128), (150, 140, 120), (205, 205, 200))
+_BUILDING_BGR = (
+    (150, 180, 200),
+    (60, 80, 150),
+    (128, 128, 128),
+    (190, 212, 222),
+    (70, 98, 128),
+    (150, 140, 120),
+    (205, 205, 200),
+)
 _GREEN_BGR = ((40, 110, 60), (30, 90, 45), (50, 125, 80), (35, 105, 90))
 
 
@@ -230,11 +240,13 @@ def _render_background(rng: np.random.Generator, lay: _Layout) -> tuple[np.ndarr
         lab[:hi, x0:x1][rows >= prof[None, :]] = VEGETATION
 
     veg = lab == VEGETATION
-    img[veg] = (veg_dark + (veg_light - veg_dark) * blotch[veg])
+    img[veg] = veg_dark + (veg_light - veg_dark) * blotch[veg]
     return img, lab
 
 
-def _draw_building(rng: np.random.Generator, img: np.ndarray, lab: np.ndarray, x0: int, x1: int, top: int, bottom: int, h: int) -> None:
+def _draw_building(
+    rng: np.random.Generator, img: np.ndarray, lab: np.ndarray, x0: int, x1: int, top: int, bottom: int, h: int
+) -> None:
     """A facade with a window grid (some windows lit) in rows top..bottom, columns x0..x1."""
     t0 = max(top, 0)
     lab[t0:bottom, x0:x1] = BUILDING
@@ -260,8 +272,28 @@ def _draw_building(rng: np.random.Generator, img: np.ndarray, lab: np.ndarray, x
 
 
 # -------------------------------------------------------------------------- things
-_CAR_BGR = ((235, 235, 235), (190, 190, 185), (35, 35, 38), (110, 110, 110), (40, 40, 190), (170, 80, 30), (110, 50, 20), (40, 200, 230), (60, 110, 40), (30, 120, 220))
-_SHIRT_BGR = ((40, 40, 200), (200, 120, 40), (40, 160, 40), (230, 230, 230), (40, 200, 230), (150, 50, 150), (30, 30, 30), (60, 140, 230))
+_CAR_BGR = (
+    (235, 235, 235),
+    (190, 190, 185),
+    (35, 35, 38),
+    (110, 110, 110),
+    (40, 40, 190),
+    (170, 80, 30),
+    (110, 50, 20),
+    (40, 200, 230),
+    (60, 110, 40),
+    (30, 120, 220),
+)
+_SHIRT_BGR = (
+    (40, 40, 200),
+    (200, 120, 40),
+    (40, 160, 40),
+    (230, 230, 230),
+    (40, 200, 230),
+    (150, 50, 150),
+    (30, 30, 30),
+    (60, 140, 230),
+)
 _TROUSER_BGR = ((120, 70, 40), (35, 35, 35), (100, 100, 100), (140, 170, 190), (80, 50, 30))
 _SKIN_BGR = ((150, 180, 225), (110, 140, 190), (70, 95, 140), (50, 65, 95))
 _FRAME_BGR = ((30, 30, 210), (40, 170, 40), (210, 120, 30), (30, 140, 240), (200, 200, 200), (180, 40, 160))
@@ -299,7 +331,10 @@ def _new_thing(rng: np.random.Generator, cls: int, x: float, z: float, rear: flo
         colors = (_pick(rng, _CAR_BGR, 15), _pick(rng, ((70, 55, 45),), 15))
         return _Thing(CAR, x, z, height, length * s, colors, view=view, flip=flip)
     if cls == PERSON:
-        colors = tuple(_pick(rng, pal, 18) for pal in (_SKIN_BGR, _SHIRT_BGR, _TROUSER_BGR, ((20, 20, 20), (30, 45, 70), (60, 120, 170))))
+        colors = tuple(
+            _pick(rng, pal, 18)
+            for pal in (_SKIN_BGR, _SHIRT_BGR, _TROUSER_BGR, ((20, 20, 20), (30, 45, 70), (60, 120, 170)))
+        )
         return _Thing(PERSON, x, z, rng.uniform(1.55, 1.95), 0.5, colors, flip=flip, phase=rng.uniform(0, 2 * math.pi))
     colors = (_pick(rng, _FRAME_BGR, 20),)
     return _Thing(BICYCLE, x, z, 1.05 * s, rng.uniform(1.6, 1.8) * s, colors, flip=flip)
@@ -337,7 +372,25 @@ def _draw_car(t: _Thing, ppm: float) -> tuple[np.ndarray, np.ndarray]:
         return _pts(pts, pw, ph, t.flip)
 
     if t.view == 1:  # rear view
-        _fill(col, mask, p([(0.0, 0.9), (0.0, 0.5), (0.04, 0.41), (0.13, 0.4), (0.2, 0.06), (0.8, 0.06), (0.87, 0.4), (0.96, 0.41), (1.0, 0.5), (1.0, 0.9)]), body)
+        _fill(
+            col,
+            mask,
+            p(
+                [
+                    (0.0, 0.9),
+                    (0.0, 0.5),
+                    (0.04, 0.41),
+                    (0.13, 0.4),
+                    (0.2, 0.06),
+                    (0.8, 0.06),
+                    (0.87, 0.4),
+                    (0.96, 0.41),
+                    (1.0, 0.5),
+                    (1.0, 0.9),
+                ]
+            ),
+            body,
+        )
         _fill(col, None, p([(0.17, 0.39), (0.23, 0.1), (0.77, 0.1), (0.83, 0.39)]), glass)
         for a, b in ((0.03, 0.2), (0.8, 0.97)):
             _fill(col, None, p([(a, 0.47), (b, 0.47), (b, 0.58), (a, 0.58)]), (30, 30, 200))
@@ -345,7 +398,25 @@ def _draw_car(t: _Thing, ppm: float) -> tuple[np.ndarray, np.ndarray]:
         _fill(col, None, p([(0.0, 0.78), (1.0, 0.78), (1.0, 0.9), (0.0, 0.9)]), dark)
         _fill(col, None, p([(0.38, 0.62), (0.62, 0.62), (0.62, 0.72), (0.38, 0.72)]), (235, 235, 235))
     else:  # side view
-        _fill(col, mask, p([(0.02, 0.86), (0.0, 0.58), (0.05, 0.42), (0.24, 0.37), (0.33, 0.06), (0.7, 0.03), (0.86, 0.36), (0.98, 0.42), (1.0, 0.7), (0.97, 0.86)]), body)
+        _fill(
+            col,
+            mask,
+            p(
+                [
+                    (0.02, 0.86),
+                    (0.0, 0.58),
+                    (0.05, 0.42),
+                    (0.24, 0.37),
+                    (0.33, 0.06),
+                    (0.7, 0.03),
+                    (0.86, 0.36),
+                    (0.98, 0.42),
+                    (1.0, 0.7),
+                    (0.97, 0.86),
+                ]
+            ),
+            body,
+        )
         _fill(col, None, p([(0.29, 0.36), (0.355, 0.1), (0.68, 0.085), (0.81, 0.36)]), glass)
         a, b = _pts([(0.52, 0.09), (0.53, 0.36)], pw, ph, t.flip)
         cv2.line(col, tuple(map(int, a)), tuple(map(int, b)), body, max(1, round(0.025 * pw)))
@@ -388,7 +459,15 @@ def _draw_person(t: _Thing, ppm: float) -> tuple[np.ndarray, np.ndarray]:
         foot = pt(cx + sgn * stride, 0.965 * hp)
         line(pt(cx + sgn * 0.04 * hp, 0.52 * hp), foot, trousers, 0.075 * hp)
         disc(foot, 0.03 * hp, (25, 25, 25))
-    torso = np.array([pt(cx - 0.1 * hp, 0.16 * hp), pt(cx + 0.1 * hp, 0.16 * hp), pt(cx + 0.085 * hp, 0.56 * hp), pt(cx - 0.085 * hp, 0.56 * hp)], np.int32)
+    torso = np.array(
+        [
+            pt(cx - 0.1 * hp, 0.16 * hp),
+            pt(cx + 0.1 * hp, 0.16 * hp),
+            pt(cx + 0.085 * hp, 0.56 * hp),
+            pt(cx - 0.085 * hp, 0.56 * hp),
+        ],
+        np.int32,
+    )
     _fill(col, mask, torso, shirt)
     for sgn in (-1, 1):
         hand = pt(cx + sgn * 0.12 * hp + sgn * swing, 0.5 * hp)
@@ -571,7 +650,9 @@ def _populate(rng: np.random.Generator, lay: _Layout, n: int, view_x0: float, w:
 
 
 # ---------------------------------------------------------------------------- public
-def render_scene(seed: int, size: tuple[int, int] = (512, 1024), *, n_things: tuple[int, int] | None = None) -> SceneSample:
+def render_scene(
+    seed: int, size: tuple[int, int] = (512, 1024), *, n_things: tuple[int, int] | None = None
+) -> SceneSample:
     """One street scene and its panoptic ground truth; the same seed gives the same arrays.
 
     ``n_things`` is the (min, max) number of things placed (default ``DEFAULT_N_THINGS``);
@@ -656,9 +737,7 @@ def render_video(
         gone = {
             id(t)
             for t in active
-            if t.z < 0.55 * z_bottom
-            or t.z > 70
-            or not -0.6 * w < lay.x_of(t.x, t.z) - nxt < 1.6 * w
+            if t.z < 0.55 * z_bottom or t.z > 70 or not -0.6 * w < lay.x_of(t.x, t.z) - nxt < 1.6 * w
         }
         active = [t for t in active if id(t) not in gone and (t.rider_of is None or id(t.rider_of) not in gone)]
         if len(active) < target and rng.random() < 0.35:
@@ -712,4 +791,3 @@ def _spawn(rng: np.random.Generator, lay: _Layout, cx: int, w: int, z_bottom: fl
     for r in out[1:]:
         r.x, r.z = t.x + r.dx, t.z - 0.02
     return out
-

@@ -25,8 +25,9 @@ bicycle     33          2 ``bicycle``
 ==========  ==========  ==============================
 
 Cityscapes layout (what the real dataset plus cityscapesscripts' ``createPanopticImgs`` give),
-with ``stem = {city}_{seq:06d}_000019`` (city ``synthcity`` in train, ``synthvalcity`` in val) and ``seq`` the seed's place in its split's seed
-range (train: the seed itself; val: i, for seed ``SYNTH_VAL_SEED_BASE + i``)::
+with ``stem = {city}_{seq:06d}_000019`` (city ``synthcity`` in train, ``synthvalcity`` in val) and
+``seq`` the seed's place in its split's seed range (train: the seed itself; val: i, for seed
+``SYNTH_VAL_SEED_BASE + i``)::
 
     leftImg8bit/{split}/{city}/{stem}_leftImg8bit.png          image (PNG, lossless)
     gtFine/{split}/{city}/{stem}_gtFine_instanceIds.png        uint16: stuff and crowd = label id,
@@ -117,12 +118,24 @@ CITYSCAPES_FRAME = 19
 
 SYNTH_TO_DATASET: dict[str, dict[str, int]] = {
     "cityscapes": {
-        "road": 7, "sidewalk": 8, "building": 11, "vegetation": 21, "sky": 23,
-        "car": 26, "person": 24, "bicycle": 33,
+        "road": 7,
+        "sidewalk": 8,
+        "building": 11,
+        "vegetation": 21,
+        "sky": 23,
+        "car": 26,
+        "person": 24,
+        "bicycle": 33,
     },
     "coco": {
-        "road": 149, "sidewalk": 191, "building": 197, "vegetation": 184, "sky": 187,
-        "car": 3, "person": 1, "bicycle": 2,
+        "road": 149,
+        "sidewalk": 191,
+        "building": 197,
+        "vegetation": 184,
+        "sky": 187,
+        "car": 3,
+        "person": 1,
+        "bicycle": 2,
     },
 }
 """Synthetic class name -> the dataset's category id (Cityscapes label id, COCO panoptic id)."""
@@ -141,9 +154,25 @@ COCO_SUBSET_CATEGORIES: tuple[dict[str, Any], ...] = (
 """The 8 COCO panoptic categories the synthetic classes map to (a subset of COCO's 133)."""
 
 _CITYSCAPES_SUPERCATEGORY = {  # label id -> category, as in cityscapesscripts/helpers/labels.py
-    7: "flat", 8: "flat", 11: "construction", 12: "construction", 13: "construction", 17: "object", 19: "object",
-    20: "object", 21: "nature", 22: "nature", 23: "sky", 24: "human", 25: "human", 26: "vehicle", 27: "vehicle",
-    28: "vehicle", 31: "vehicle", 32: "vehicle", 33: "vehicle",
+    7: "flat",
+    8: "flat",
+    11: "construction",
+    12: "construction",
+    13: "construction",
+    17: "object",
+    19: "object",
+    20: "object",
+    21: "nature",
+    22: "nature",
+    23: "sky",
+    24: "human",
+    25: "human",
+    26: "vehicle",
+    27: "vehicle",
+    28: "vehicle",
+    31: "vehicle",
+    32: "vehicle",
+    33: "vehicle",
 }
 
 
@@ -159,8 +188,13 @@ def dataset_categories(fmt: str) -> list[dict[str, Any]]:
     if _check_format(fmt) == "coco":
         return [dict(c, color=list(c["color"])) for c in COCO_SUBSET_CATEGORIES]
     return [
-        {"id": c.id, "name": c.name, "color": list(c.color), "supercategory": _CITYSCAPES_SUPERCATEGORY[c.id],
-         "isthing": int(c.isthing)}
+        {
+            "id": c.id,
+            "name": c.name,
+            "color": list(c.color),
+            "supercategory": _CITYSCAPES_SUPERCATEGORY[c.id],
+            "isthing": int(c.isthing),
+        }
         for c in CITYSCAPES_CATEGORIES
     ]
 
@@ -305,8 +339,13 @@ def _write_cityscapes(
         # createPanopticImgs names the image "{stem}_gtFine_leftImg8bit.png" (its string replace keeps
         # "_gtFine"), so the real Cityscapes JSONs do too; readers build the path from the image id.
         images.append({"id": stem, "width": size[1], "height": size[0], "file_name": f"{stem}_gtFine_leftImg8bit.png"})
-        annotations.append({"image_id": stem, "file_name": f"{stem}_gtFine_panoptic.png",
-                            "segments_info": _cityscapes_segments(pan, instance_ids, CITYSCAPES_CATEGORIES)})
+        annotations.append(
+            {
+                "image_id": stem,
+                "file_name": f"{stem}_gtFine_panoptic.png",
+                "segments_info": _cityscapes_segments(pan, instance_ids, CITYSCAPES_CATEGORIES),
+            }
+        )
     data = {"images": images, "annotations": annotations, "categories": dataset_categories("cityscapes")}
     # As createPanopticImgs writes it: json.dump(d, f, sort_keys=True, indent=4).
     atomic_write_text(json_path, json.dumps(data, sort_keys=True, indent=4))
@@ -325,8 +364,13 @@ def _cityscapes_segments(pan: np.ndarray, instance_ids: np.ndarray, categories: 
         raise FormatError("panoptic map: its segments do not map one to one onto Cityscapes instanceIds")
     rename = dict(zip(ours.tolist(), theirs.tolist(), strict=True))
     segments = [
-        {"id": rename[seg["id"]], "category_id": int(seg["category_id"]), "area": int(seg["area"]),
-         "bbox": [int(v) for v in seg["bbox"]], "iscrowd": int(seg["iscrowd"])}
+        {
+            "id": rename[seg["id"]],
+            "category_id": int(seg["category_id"]),
+            "area": int(seg["area"]),
+            "bbox": [int(v) for v in seg["bbox"]],
+            "iscrowd": int(seg["iscrowd"]),
+        }
         for seg in infos
     ]
     return sorted(segments, key=lambda seg: seg["id"])

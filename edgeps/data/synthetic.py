@@ -38,7 +38,9 @@ def random_scene(h: int, w: int, *, n_instances: int = 40, seed: int = 0) -> np.
     yy, xx = np.mgrid[0:h, 0:w]
     horizon = rng.uniform(0.3, 0.5) * h
     stuff = np.where(
-        yy < horizon * 0.6, 4, np.where(yy < horizon, np.where(xx < rng.uniform(0.2, 0.8) * w, 2, 3), np.where(yy < horizon + 0.12 * h, 1, 0))
+        yy < horizon * 0.6,
+        4,
+        np.where(yy < horizon, np.where(xx < rng.uniform(0.2, 0.8) * w, 2, 3), np.where(yy < horizon + 0.12 * h, 1, 0)),
     )
     pan = (stuff * LABEL_DIVISOR).astype(np.int32)
     things = SYNTH_CATEGORIES.thing_ids

@@ -123,9 +123,7 @@ def panoptic_to_instance_ids(
     """
     pan = np.asarray(panoptic)
     if pan.ndim != 2 or not np.issubdtype(pan.dtype, np.integer):
-        raise InputShapeError(
-            f"panoptic: expected an (H, W) integer array, got shape {pan.shape} dtype {pan.dtype}"
-        )
+        raise InputShapeError(f"panoptic: expected an (H, W) integer array, got shape {pan.shape} dtype {pan.dtype}")
     p = pan.astype(np.int64)
     void = p == void_label
     label = np.where(void, 0, p // label_divisor)
@@ -140,7 +138,8 @@ def panoptic_to_instance_ids(
     numbered = thing_lut[safe] & (instance > 0)
     if np.any(numbered & (instance > CITYSCAPES_DIVISOR)):
         raise InputShapeError(
-            f"panoptic: instance number {int(instance[numbered].max())} does not fit the Cityscapes encoding (max {CITYSCAPES_DIVISOR})"
+            f"panoptic: instance number {int(instance[numbered].max())} does not fit the Cityscapes encoding (max "
+            f"{CITYSCAPES_DIVISOR})"
         )
     out = np.where(numbered, label * CITYSCAPES_DIVISOR + instance - 1, label)
     return np.where(void, 0, out).astype(np.int32)
@@ -160,7 +159,8 @@ def read_instance_ids_png(path: str | Path) -> np.ndarray:
         raise FormatError(f"{path}: not a readable image")
     if img.ndim != 2 or img.dtype != np.uint16:
         raise FormatError(
-            f"{path}: expected a single-channel 16-bit PNG (*_gtFine_instanceIds.png), got shape {img.shape} dtype {img.dtype}"
+            f"{path}: expected a single-channel 16-bit PNG (*_gtFine_instanceIds.png), got shape {img.shape} dtype "
+            f"{img.dtype}"
         )
     return img.astype(np.int32)
 

@@ -188,7 +188,13 @@ def panoptic_to_coco(
         if seg.category_id not in categories:
             raise InputShapeError(f"panoptic: class {seg.category_id} (id {seg.id}) is not in the category set")
         crowd = int(categories[seg.category_id].isthing and seg.instance == 0)
-        info = {"id": seg.id + 1, "category_id": seg.category_id, "iscrowd": crowd, "area": seg.area, "bbox": list(seg.bbox)}
+        info = {
+            "id": seg.id + 1,
+            "category_id": seg.category_id,
+            "iscrowd": crowd,
+            "area": seg.area,
+            "bbox": list(seg.bbox),
+        }
         if scores is not None and seg.id in scores:
             info["score"] = float(scores[seg.id])
         infos.append(info)

@@ -42,9 +42,7 @@ class PanopticAccumulator:
         # Rows: GT class; columns: predicted class, last column = predicted void.
         self._conf = np.zeros((n, n + 1), np.int64)
 
-    def _segments(
-        self, pan: np.ndarray, name: str, crowd_ids: set[int] | None
-    ) -> tuple[list[dict], np.ndarray]:
+    def _segments(self, pan: np.ndarray, name: str, crowd_ids: set[int] | None) -> tuple[list[dict], np.ndarray]:
         """segments_info for a map (crowd flags for GT) and its per-pixel category row."""
         ids, inverse = np.unique(pan.ravel(), return_inverse=True)
         ids = ids.astype(np.int64)
@@ -55,15 +53,11 @@ class PanopticAccumulator:
                 continue
             cid = sid // self.label_divisor
             if cid not in self.categories:
-                raise CategoryError(
-                    f"{name}: class {cid} (panoptic id {sid}) is not in the category set"
-                )
+                raise CategoryError(f"{name}: class {cid} (panoptic id {sid}) is not in the category set")
             rows[k] = self._index[cid]
             seg: dict[str, Any] = {"id": sid, "category_id": cid}
             if crowd_ids is not None:
-                is_crowd = sid in crowd_ids or (
-                    self.categories[cid].isthing and sid % self.label_divisor == 0
-                )
+                is_crowd = sid in crowd_ids or (self.categories[cid].isthing and sid % self.label_divisor == 0)
                 seg["iscrowd"] = int(is_crowd)
             segments.append(seg)
         return segments, rows[inverse.ravel()]
@@ -96,11 +90,7 @@ class PanopticAccumulator:
         n = len(self.categories)
         inter = np.diag(self._conf[:, :n])
         union = self._conf.sum(axis=1) + self._conf[:, :n].sum(axis=0) - inter
-        per_class_iou = {
-            cat.id: float(inter[k] / union[k])
-            for k, cat in enumerate(self.categories)
-            if union[k] > 0
-        }
+        per_class_iou = {cat.id: float(inter[k] / union[k]) for k, cat in enumerate(self.categories) if union[k] > 0}
         out["miou"] = float(np.mean(list(per_class_iou.values()))) if per_class_iou else 0.0
         out["per_class_iou"] = per_class_iou
         return out

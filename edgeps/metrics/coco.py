@@ -19,9 +19,7 @@ def _by_image_id(dataset: CocoPanopticSet) -> dict[Any, dict]:
     for ann in dataset.annotations:
         image_id = ann["image_id"]
         if image_id in out:
-            raise FormatError(
-                f"{dataset.json_path}: image_id {image_id!r} has more than one annotation"
-            )
+            raise FormatError(f"{dataset.json_path}: image_id {image_id!r} has more than one annotation")
         out[image_id] = ann
     return out
 
@@ -43,9 +41,7 @@ def evaluate_coco_panoptic(
     for image_id, gt_ann in gt_anns.items():
         pred_ann = pred_anns.get(image_id)
         if pred_ann is None:
-            raise FormatError(
-                f"{pred.json_path}: no prediction for image_id {image_id!r} (listed in {gt.json_path})"
-            )
+            raise FormatError(f"{pred.json_path}: no prediction for image_id {image_id!r} (listed in {gt.json_path})")
         gt_png, pred_png = gt.png_path(gt_ann), pred.png_path(pred_ann)
         stat.add(
             pq_image(

@@ -130,20 +130,14 @@ def _segment_table(
         try:
             sid, cat = int(seg["id"]), int(seg["category_id"])
         except (TypeError, ValueError):
-            raise FormatError(
-                f"{where}: segment {seg!r} needs integer 'id' and 'category_id'"
-            ) from None
+            raise FormatError(f"{where}: segment {seg!r} needs integer 'id' and 'category_id'") from None
         if sid == void_id:
-            raise FormatError(
-                f"{where}: segment id {sid} is the void id and cannot be listed in segments_info"
-            )
+            raise FormatError(f"{where}: segment id {sid} is the void id and cannot be listed in segments_info")
         if categories is not None and cat not in categories:
             raise CategoryError(f"{where}: segment id {sid} has unknown category_id {cat}")
         k = rows.get(sid)
         if k is None:
-            raise FormatError(
-                f"{where}: segment id {sid} is listed in segments_info but absent from the id map"
-            )
+            raise FormatError(f"{where}: segment id {sid} is listed in segments_info but absent from the id map")
         if valid[k]:
             raise FormatError(f"{where}: segment id {sid} is listed twice in segments_info")
         valid[k] = True
@@ -158,15 +152,11 @@ def _segment_table(
             area[k] = listed
     for k, label in enumerate(labels.tolist()):
         if not valid[k] and label != void_id:
-            raise FormatError(
-                f"{where}: segment id {label} is in the id map but not in segments_info"
-            )
+            raise FormatError(f"{where}: segment id {label} is in the id map but not in segments_info")
     return _SegmentTable(valid, category, crowd, np.asarray(area), crowd_rows)
 
 
-def _pair_counts(
-    g_inv: np.ndarray, p_inv: np.ndarray, n_gt: int, n_pred: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _pair_counts(g_inv: np.ndarray, p_inv: np.ndarray, n_gt: int, n_pred: int) -> tuple[np.ndarray, np.ndarray]:
     """Non-empty (gt row, pred col) intersections as (key = row * n_pred + col, pixel count)."""
     key = g_inv.astype(np.int64) * n_pred + p_inv
     if n_gt * n_pred <= _DENSE_PAIRS_MAX:
@@ -179,9 +169,7 @@ def _pair_counts(
 def _check_map(arr: Any, name: str) -> np.ndarray:
     a = np.asarray(arr)
     if a.ndim != 2 or not np.issubdtype(a.dtype, np.integer):
-        raise InputShapeError(
-            f"{name}: expected an (H, W) integer id map, got shape {a.shape} dtype {a.dtype}"
-        )
+        raise InputShapeError(f"{name}: expected an (H, W) integer id map, got shape {a.shape} dtype {a.dtype}")
     return a
 
 
@@ -206,18 +194,12 @@ def pq_image(
     gt = _check_map(gt_ids, gt_name)
     pred = _check_map(pred_ids, pred_name)
     if gt.shape != pred.shape:
-        raise InputShapeError(
-            f"{pred_name}: size {pred.shape} differs from {gt_name} size {gt.shape}"
-        )
+        raise InputShapeError(f"{pred_name}: size {pred.shape} differs from {gt_name} size {gt.shape}")
     g_labels, g_inv, g_cnt = np.unique(gt.ravel(), return_inverse=True, return_counts=True)
     p_labels, p_inv, p_cnt = np.unique(pred.ravel(), return_inverse=True, return_counts=True)
     g_labels, p_labels = g_labels.astype(np.int64), p_labels.astype(np.int64)
-    g = _segment_table(
-        g_labels, g_cnt, gt_segments, void_id, gt_name, categories, use_listed_area=True
-    )
-    p = _segment_table(
-        p_labels, p_cnt, pred_segments, void_id, pred_name, categories, use_listed_area=False
-    )
+    g = _segment_table(g_labels, g_cnt, gt_segments, void_id, gt_name, categories, use_listed_area=True)
+    p = _segment_table(p_labels, p_cnt, pred_segments, void_id, pred_name, categories, use_listed_area=False)
 
     n_pred = len(p_labels)
     keys, inter = _pair_counts(g_inv.ravel(), p_inv.ravel(), len(g_labels), n_pred)

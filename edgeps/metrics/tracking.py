@@ -27,7 +27,11 @@ class TrackingAccumulator:
     """Accumulate id switches over frames; :meth:`summary` gives the figures."""
 
     def __init__(
-        self, thing_ids: Iterable[int], label_divisor: int = LABEL_DIVISOR, void_label: int = VOID_LABEL, min_area: int = 0
+        self,
+        thing_ids: Iterable[int],
+        label_divisor: int = LABEL_DIVISOR,
+        void_label: int = VOID_LABEL,
+        min_area: int = 0,
     ):
         self.min_area = min_area
         self.thing_ids = frozenset(int(t) for t in thing_ids)
@@ -60,7 +64,9 @@ class TrackingAccumulator:
         inter = np.bincount(gt_inv * n_p + pr_group[pr_inv], minlength=n_g * n_p).reshape(n_g, n_p)
         area_g, area_p = inter.sum(1), inter.sum(0)
         iou = inter / np.maximum(area_g[:, None] + area_p[None, :] - inter, 1)
-        g_thing = np.array([i != self.void_label and i // ld in self.thing_ids and i % ld > 0 for i in gt_ids.tolist()], bool)
+        g_thing = np.array(
+            [i != self.void_label and i // ld in self.thing_ids and i % ld > 0 for i in gt_ids.tolist()], bool
+        )
         g_thing &= area_g >= self.min_area
         tracked = np.array([k[1] is not None for k in group_key], bool)
         same = (gt_ids[:, None] // ld) == np.array([k[0] for k in group_key])[None, :]

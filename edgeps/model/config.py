@@ -93,7 +93,9 @@ def _check(name: str, value: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{field}: expected an integer, got {value!r}")
         if not 0 <= value <= ENCODER_BLOCKS:
-            raise ConfigError(f"{field}: expected 0..{ENCODER_BLOCKS} (encoder blocks kept at their ImageNet weights), got {value}")
+            raise ConfigError(
+                f"{field}: expected 0..{ENCODER_BLOCKS} (encoder blocks kept at their ImageNet weights), got {value}"
+            )
         return value
     if name in _BOOL_FIELDS:
         if not isinstance(value, bool):

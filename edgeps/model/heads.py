@@ -20,7 +20,9 @@ INSTANCE_INIT_STD = 0.001
 class Head(nn.Module):
     """``tower`` (DSConv in -> hidden) then ``predictor`` (1x1 conv hidden -> out, with bias)."""
 
-    def __init__(self, in_channels: int, hidden: int, out_channels: int, act: str, init_std: float, init_bias: float = 0.0) -> None:
+    def __init__(
+        self, in_channels: int, hidden: int, out_channels: int, act: str, init_std: float, init_bias: float = 0.0
+    ) -> None:
         super().__init__()
         self.tower = DSConv(in_channels, hidden, act)
         self.predictor = nn.Conv2d(hidden, out_channels, 1, bias=True)

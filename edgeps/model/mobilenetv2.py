@@ -52,7 +52,9 @@ class ConvBNAct(nn.Sequential):
     ) -> None:
         padding = (kernel_size - 1) // 2 * dilation
         layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation=dilation, groups=groups, bias=False),
+            nn.Conv2d(
+                in_channels, out_channels, kernel_size, stride, padding, dilation=dilation, groups=groups, bias=False
+            ),
             nn.BatchNorm2d(out_channels),
         ]
         if activation is not None:
@@ -144,4 +146,12 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-__all__ = ["TAP_INDICES", "TAP_STRIDES", "ConvBNAct", "InvertedResidual", "MobileNetV2Encoder", "init_weights", "make_divisible"]
+__all__ = [
+    "TAP_INDICES",
+    "TAP_STRIDES",
+    "ConvBNAct",
+    "InvertedResidual",
+    "MobileNetV2Encoder",
+    "init_weights",
+    "make_divisible",
+]

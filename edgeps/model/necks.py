@@ -50,7 +50,15 @@ class DSConv(nn.Sequential):
         self, in_channels: int, out_channels: int, act: str, kernel_size: int = 3, stride: int = 1, dilation: int = 1
     ) -> None:
         super().__init__(
-            ConvBNAct(in_channels, in_channels, kernel_size, stride, groups=in_channels, dilation=dilation, activation=make_activation(act)),
+            ConvBNAct(
+                in_channels,
+                in_channels,
+                kernel_size,
+                stride,
+                groups=in_channels,
+                dilation=dilation,
+                activation=make_activation(act),
+            ),
             ConvBNAct(in_channels, out_channels, 1, activation=make_activation(act)),
         )
 
@@ -116,7 +124,9 @@ class DeepLabNeck(nn.Module):
         super().__init__()
         act = cfg.activation
         self.semantic = DeepLabDecoder(tap_channels, cfg.aspp_channels, cfg.semantic_channels, act)
-        self.instance = None if cfg.shared_decoder else DeepLabDecoder(tap_channels, cfg.aspp_channels, cfg.instance_channels, act)
+        self.instance = (
+            None if cfg.shared_decoder else DeepLabDecoder(tap_channels, cfg.aspp_channels, cfg.instance_channels, act)
+        )
         self.semantic_channels = cfg.semantic_channels
         self.instance_channels = cfg.semantic_channels if cfg.shared_decoder else cfg.instance_channels
 
@@ -132,8 +142,12 @@ class TwoWayFPN(nn.Module):
 
     def __init__(self, tap_channels: Sequence[int], channels: int, act: str) -> None:
         super().__init__()
-        self.lateral_td = nn.ModuleList(ConvBNAct(c, channels, 1, activation=make_activation(act)) for c in tap_channels)
-        self.lateral_bu = nn.ModuleList(ConvBNAct(c, channels, 1, activation=make_activation(act)) for c in tap_channels)
+        self.lateral_td = nn.ModuleList(
+            ConvBNAct(c, channels, 1, activation=make_activation(act)) for c in tap_channels
+        )
+        self.lateral_bu = nn.ModuleList(
+            ConvBNAct(c, channels, 1, activation=make_activation(act)) for c in tap_channels
+        )
         self.down = nn.ModuleList(DSConv(channels, channels, act, stride=2) for _ in tap_channels[1:])
         self.out = nn.ModuleList(DSConv(channels, channels, act) for _ in tap_channels)
 
@@ -155,7 +169,9 @@ class FPNFusion(nn.Module):
 
     def __init__(self, fpn_channels: int, channels: int, levels: int, act: str) -> None:
         super().__init__()
-        self.lateral = nn.ModuleList(ConvBNAct(fpn_channels, channels, 1, activation=make_activation(act)) for _ in range(levels))
+        self.lateral = nn.ModuleList(
+            ConvBNAct(fpn_channels, channels, 1, activation=make_activation(act)) for _ in range(levels)
+        )
         self.fuse = DSConv(channels, channels, act)
         self.out_channels = channels
 

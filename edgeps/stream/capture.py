@@ -158,7 +158,8 @@ class Capture:
         while not self._stop.is_set():
             if time.monotonic() >= deadline:
                 self.error = SourceError(
-                    f"{self.source.spec}: gave up after {self.reconnect_timeout:.1f} s of failed reconnects (last error: {last})"
+                    f"{self.source.spec}: gave up after {self.reconnect_timeout:.1f} s of failed reconnects (last "
+                    f"error: {last})"
                 )
                 return False
             self._stop.wait(min(delay, max(0.0, deadline - time.monotonic())))

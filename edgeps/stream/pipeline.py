@@ -237,7 +237,9 @@ class StreamPipeline:
             "wall_s": wall,
             "fps": self.frames_out / wall,
             # after the first frame (model warm-up, stage filling): the sustained rate
-            "fps_steady": steady / (self._t_last - self._t_first) if steady > 0 and self._t_last > self._t_first else 0.0,
+            "fps_steady": steady / (self._t_last - self._t_first)
+            if steady > 0 and self._t_last > self._t_first
+            else 0.0,
             "stages_ms": {k: _percentiles(v) for k, v in self.timings.items() if k != "latency"},
             "latency_ms": _percentiles(self.timings["latency"]),
         }

@@ -53,7 +53,9 @@ def _as_bytes(data: Any) -> np.ndarray:
         raise FormatError(f"data: expected a byte buffer, got {type(data).__name__}") from None
 
 
-def image_msg_to_array(encoding: str, height: int, width: int, step: int, is_bigendian: int | bool, data: Any) -> np.ndarray:
+def image_msg_to_array(
+    encoding: str, height: int, width: int, step: int, is_bigendian: int | bool, data: Any
+) -> np.ndarray:
     """The pixels of an image message as an (H, W) or (H, W, C) native-endian array of the
     encoding's dtype (a view into ``data`` when no byte swap is needed)."""
     dtype, channels = _spec(encoding)
@@ -62,7 +64,10 @@ def image_msg_to_array(encoding: str, height: int, width: int, step: int, is_big
         raise FormatError(f"height/width: expected a non-empty image, got {height}x{width}")
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
-        raise FormatError(f"step: {step} bytes per row is less than width*channels*bytes = {width}*{channels}*{dtype.itemsize} = {row_bytes} for {encoding}")
+        raise FormatError(
+            f"step: {step} bytes per row is less than width*channels*bytes = {width}*{channels}*{dtype.itemsize} = "
+            f"{row_bytes} for {encoding}"
+        )
     buf = _as_bytes(data)
     if buf.size != step * height:
         raise FormatError(f"data: length {buf.size} != step*height = {step}*{height} = {step * height}")
@@ -77,7 +82,9 @@ def image_msg_to_array(encoding: str, height: int, width: int, step: int, is_big
     return arr
 
 
-def image_msg_to_bgr(encoding: str, height: int, width: int, step: int, is_bigendian: int | bool, data: Any) -> np.ndarray:
+def image_msg_to_bgr(
+    encoding: str, height: int, width: int, step: int, is_bigendian: int | bool, data: Any
+) -> np.ndarray:
     """A camera image message -> HxWx3 uint8 BGR, the frame every edgeps runtime takes.
 
     Only ``bgr8``, ``rgb8`` and ``mono8`` are camera encodings the pipeline accepts; any other
@@ -85,7 +92,10 @@ def image_msg_to_bgr(encoding: str, height: int, width: int, step: int, is_bigen
     carry on with the next message.
     """
     if encoding not in BGR_ENCODINGS:
-        raise FormatError(f"encoding: {encoding!r} is not a colour/mono camera encoding the pipeline accepts (accepted: {', '.join(BGR_ENCODINGS)})")
+        raise FormatError(
+            f"encoding: {encoding!r} is not a colour/mono camera encoding the pipeline accepts (accepted: "
+            f"{', '.join(BGR_ENCODINGS)})"
+        )
     arr = image_msg_to_array(encoding, height, width, step, is_bigendian, data)
     if encoding == "bgr8":
         return arr if arr.flags.writeable and arr.flags.c_contiguous else np.array(arr)  # own, writable
@@ -107,7 +117,9 @@ def array_to_image_fields(arr: np.ndarray, encoding: str) -> dict[str, Any]:
     want = "(H, W)" if channels == 1 else f"(H, W, {channels})"
     ok_shape = a.ndim == 2 if channels == 1 else (a.ndim == 3 and a.shape[2] == channels)
     if not ok_shape or a.dtype.newbyteorder("=") != dtype or a.shape[0] == 0 or a.shape[1] == 0:
-        raise InputShapeError(f"arr: encoding {encoding} needs a non-empty {want} {dtype} array, got shape {a.shape} dtype {a.dtype}")
+        raise InputShapeError(
+            f"arr: encoding {encoding} needs a non-empty {want} {dtype} array, got shape {a.shape} dtype {a.dtype}"
+        )
     little = a.astype(dtype.newbyteorder("<"), copy=False) if dtype.itemsize > 1 else a
     h, w = a.shape[:2]
     return {

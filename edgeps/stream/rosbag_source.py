@@ -42,7 +42,9 @@ class RosbagSource(FrameSource):
             from rosbags.rosbag2 import Reader
             from rosbags.typesys import Stores, get_typestore
         except ImportError:
-            raise SourceError(f"{spec}: reading rosbags needs the 'rosbags' package (pip install rosbags, or 'edgeps[ros2]')") from None
+            raise SourceError(
+                f"{spec}: reading rosbags needs the 'rosbags' package (pip install rosbags, or 'edgeps[ros2]')"
+            ) from None
         self.bag_path = Path(bag_path)
         self.topic = topic
         self.skipped = 0

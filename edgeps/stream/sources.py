@@ -164,7 +164,8 @@ def _why(kind: str) -> str:
     return {
         "camera": "no such camera device, or it is busy",
         "stream": f"refused, unreachable or not a video stream within {OPEN_TIMEOUT_MS / 1000:.0f} s",
-        "gstreamer": "the pipeline failed to start" + ("" if has_gstreamer() else "; this OpenCV build has no GStreamer support"),
+        "gstreamer": "the pipeline failed to start"
+        + ("" if has_gstreamer() else "; this OpenCV build has no GStreamer support"),
         "video": "not a video file OpenCV can decode",
     }[kind]
 
@@ -198,7 +199,9 @@ def open_source(spec: str | int | os.PathLike) -> FrameSource:
     if path.is_dir():
         return ImageFolderSource(text, sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
     if any(c in text for c in "*?["):
-        return ImageFolderSource(text, sorted(Path(p) for p in glob.glob(text) if Path(p).suffix.lower() in IMAGE_SUFFIXES))
+        return ImageFolderSource(
+            text, sorted(Path(p) for p in glob.glob(text) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        )
     if not path.exists():
         raise DataNotFoundError(f"source not found: {text} (expected a camera index, file, folder, glob or URL)")
     if path.suffix.lower() in IMAGE_SUFFIXES:

@@ -81,8 +81,9 @@ class Tracker:
     (4x cheaper at 2); None picks it per stream size, at least 2 and coarse enough to keep the
     grid near ``GRID_PIXELS`` (3 at 512x1024: tracking 3-5 -> 1.7-2 ms per frame, the same
     switches and tracked fraction within noise over ten videos); ``occluded_ratio``: visible /
-    remembered area below which a segment counts as occluded; ``min_colour``: minimum histogram intersection (0..1) for two masks to
-    be one object (used when frames are given); ``piece_cover``: fraction of a leftover
+    remembered area below which a segment counts as occluded; ``min_colour``: minimum histogram
+    intersection (0..1) for two masks to be one object (used when frames are given);
+    ``piece_cover``: fraction of a leftover
     segment inside a continued track's mask for it to join that track; ``reid_colour``: minimum
     histogram intersection for a lost track to take a segment within ``reid_distance`` (centroid
     distance over the object's size) of its predicted position (1: never). The defaults were
@@ -153,14 +154,23 @@ class Tracker:
         self._shape, self._tracks, self._common = None, [], np.zeros(2)
 
     def _colours(
-        self, image: np.ndarray | None, shape: tuple[int, int], cur_index: np.ndarray, on: np.ndarray, on_yx: tuple[np.ndarray, np.ndarray], n_cur: int
+        self,
+        image: np.ndarray | None,
+        shape: tuple[int, int],
+        cur_index: np.ndarray,
+        on: np.ndarray,
+        on_yx: tuple[np.ndarray, np.ndarray],
+        n_cur: int,
     ) -> np.ndarray | None:
         """(n_cur, 64) colour histograms of this frame's segments, rows summing to 1."""
         if image is None:
             return None
         img = np.asarray(image)
         if img.ndim != 3 or img.shape[:2] != shape or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise InputShapeError(f"image: expected uint8 (H, W, 3) with (H, W) = {shape} (the panoptic map's), got {img.dtype} {img.shape}")
+            raise InputShapeError(
+                f"image: expected uint8 (H, W, 3) with (H, W) = {shape} (the panoptic map's), got {img.dtype} "
+                f"{img.shape}"
+            )
         shift = 8 - self.BINS.bit_length() + 1  # 256 // BINS levels per bin (BINS a power of 2)
         # only the thing pixels of the grid are read (a gather, not a pass over the frame)
         q = img.reshape(-1, 3)[(on_yx[0] * self.stride) * shape[1] + on_yx[1] * self.stride] >> shift
@@ -207,7 +217,12 @@ class Tracker:
         members: dict[int, list[int]] = {}  # track index -> its segments in this frame
         if tracks and n_cur:
             st = self.stride  # boxes in grid pixels, (y0, x0, y1, x1) inclusive
-            cur_box = np.array([(s.bbox[1] / st, s.bbox[0] / st, (s.bbox[1] + s.bbox[3] - 1) / st, (s.bbox[0] + s.bbox[2] - 1) / st) for s in things])
+            cur_box = np.array(
+                [
+                    (s.bbox[1] / st, s.bbox[0] / st, (s.bbox[1] + s.bbox[3] - 1) / st, (s.bbox[0] + s.bbox[2] - 1) / st)
+                    for s in things
+                ]
+            )
             members = self._match(tracks, cur_index, cur_area, cur_cls, cur_cy, cur_cx, cur_colour, cur_box, gh, gw)
 
         def union(parts: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -240,7 +255,9 @@ class Tracker:
                 t.seen = pixels
                 t.occluded += 1
             else:
-                if self.STEADY[0] < ratio < self.STEADY[1]:  # the centroid moved with the object, not with its occlusion
+                if (
+                    self.STEADY[0] < ratio < self.STEADY[1]
+                ):  # the centroid moved with the object, not with its occlusion
                     step = (centroid - t.centroid) / (t.age + 1)
                     t.velocity = step if t.fresh else 0.5 * t.velocity + 0.5 * step
                     t.fresh = False
@@ -289,7 +306,9 @@ class Tracker:
             # thrown off by an occlusion must not cost a track that barely moved)
             moved = cur_index[self._moved(pixels, shift, gh, gw)]
             still = cur_index[pixels]
-            return np.maximum(np.bincount(moved[moved >= 0], minlength=n_cur), np.bincount(still[still >= 0], minlength=n_cur))
+            return np.maximum(
+                np.bincount(moved[moved >= 0], minlength=n_cur), np.bincount(still[still >= 0], minlength=n_cur)
+            )
 
         for k, t in enumerate(tracks):
             shift = self._velocity(t) * (t.age + 1)
@@ -299,12 +318,17 @@ class Tracker:
         seen_area = np.array([t.seen.size for t in tracks])[:, None]
         same_class = np.array([t.category_id for t in tracks])[:, None] == cur_cls[None, :]
         if cur_colour is not None:
-            t_colour = np.array([t.colour if t.colour is not None else np.full(cur_colour.shape[1], 1.0) for t in tracks])
+            t_colour = np.array(
+                [t.colour if t.colour is not None else np.full(cur_colour.shape[1], 1.0) for t in tracks]
+            )
             colour = np.minimum(t_colour[:, None, :], cur_colour[None, :, :]).sum(-1)
         else:
             colour = np.ones(same_class.shape)
         same = same_class & (colour >= self.min_colour)
-        iou = np.maximum(inter / np.maximum(t_area + cur_area[None, :] - inter, 1), inter_seen / np.maximum(seen_area + cur_area[None, :] - inter_seen, 1))
+        iou = np.maximum(
+            inter / np.maximum(t_area + cur_area[None, :] - inter, 1),
+            inter_seen / np.maximum(seen_area + cur_area[None, :] - inter_seen, 1),
+        )
         iou = np.where(same, iou, 0.0)
         for k, c in greedy_match(iou * colour, self.iou_threshold * self.min_colour):
             if iou[k, c] > self.iou_threshold:
@@ -312,7 +336,9 @@ class Tracker:
         # then overlap over the smaller mask, for a visible area changed by occlusion (a
         # sliver left by an occluder lies inside several remembered masks: the best IoU and
         # colour break the tie)
-        iomin = np.where(same, inter / np.maximum(np.minimum(t_area, cur_area[None, :]), 1) + 1e-3 * iou + 1e-3 * colour, 0.0)
+        iomin = np.where(
+            same, inter / np.maximum(np.minimum(t_area, cur_area[None, :]), 1) + 1e-3 * iou + 1e-3 * colour, 0.0
+        )
         iomin[list(assigned.values())] = 0.0
         iomin[:, list(assigned)] = 0.0
         for k, c in greedy_match(iomin, 0.6):
@@ -335,11 +361,14 @@ class Tracker:
             for i, j in greedy_match(score, self.iou_threshold * self.min_colour):
                 if box_iou[i, j] > self.iou_threshold:
                     assigned[free_c[j]] = free_t[i]
+
         def distance(free_t: list[int], free_c: list[int]) -> np.ndarray:
             # predicted centroid distance, relative to the larger of the two masks' size
             pred = np.array([tracks[k].centroid + self._velocity(tracks[k]) * (tracks[k].age + 1) for k in free_t])
             size = np.sqrt(np.maximum(t_area[free_t], cur_area[free_c][None, :]))
-            return np.hypot(pred[:, :1] - cur_cy[free_c][None, :], pred[:, 1:] - cur_cx[free_c][None, :]) / np.maximum(size, 1)
+            return np.hypot(pred[:, :1] - cur_cy[free_c][None, :], pred[:, 1:] - cur_cx[free_c][None, :]) / np.maximum(
+                size, 1
+            )
 
         # 2) what is left: near the predicted position
         free_t = [k for k in range(len(tracks)) if k not in assigned.values()]
@@ -347,7 +376,9 @@ class Tracker:
         if free_t and free_c:
             ratio = t_area[free_t] / np.maximum(cur_area[free_c][None, :], 1)
             ok = same[np.ix_(free_t, free_c)] & (ratio > 0.25)
-            closeness = np.where(ok, (self.max_distance - distance(free_t, free_c)) * colour[np.ix_(free_t, free_c)], -1.0)
+            closeness = np.where(
+                ok, (self.max_distance - distance(free_t, free_c)) * colour[np.ix_(free_t, free_c)], -1.0
+            )
             for i, j in greedy_match(closeness, 0.0):
                 assigned[free_c[j]] = free_t[i]
         # 2b) a track lost for a frame or more whose colours the segment matches closely,

@@ -171,14 +171,19 @@ def panoptic_batch_targets(
     }
 
 
-def train_batch(loaded: dict[str, torch.Tensor], thing_ids: Iterable[int], cfg: DataConfig, spec: InputSpec,
-                device: torch.device) -> dict[str, Any]:
+def train_batch(
+    loaded: dict[str, torch.Tensor], thing_ids: Iterable[int], cfg: DataConfig, spec: InputSpec, device: torch.device
+) -> dict[str, Any]:
     """A loaded batch (see :func:`collate_crops`) -> ``image`` (B, 3, h, w) network input on
     ``device`` plus the targets of :func:`panoptic_batch_targets` (the losses' batch)."""
     crop = {k: loaded[k].to(device, non_blocking=True) for k in CROP_FIELDS}
     out = panoptic_batch_targets(
-        crop["panoptic"], thing_ids, sigma=cfg.center_sigma, small_instance_area=cfg.small_instance_area,
-        small_instance_weight=cfg.small_instance_weight, ignore_crowd_in_semantic=cfg.ignore_crowd_in_semantic,
+        crop["panoptic"],
+        thing_ids,
+        sigma=cfg.center_sigma,
+        small_instance_area=cfg.small_instance_area,
+        small_instance_weight=cfg.small_instance_weight,
+        ignore_crowd_in_semantic=cfg.ignore_crowd_in_semantic,
     )
     out["image"] = network_inputs(crop["image"], crop["jitter"], crop["frame_box"], spec)
     return out

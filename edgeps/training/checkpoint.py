@@ -32,7 +32,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise DataNotFoundError(f"checkpoint not found: {path}")
     if not zipfile.is_zipfile(path):
-        raise FormatError(f"{path}: not a readable edgeps checkpoint (expected the zip archive torch.save writes; the file is truncated or something else)")
+        raise FormatError(
+            f"{path}: not a readable edgeps checkpoint (expected the zip archive torch.save writes; the file is "
+            "truncated or something else)"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a bad file

@@ -156,7 +156,9 @@ def config_from_dict(raw: Any, where: str = "config") -> TrainConfig:
     from edgeps.model.config import ModelConfig
 
     # Validate the model section now (num_classes comes from the data's categories later).
-    ModelConfig.from_dict({"num_classes": 1, **{k: v for k, v in model.items() if k != "num_classes"}}, where=f"{where}: model")
+    ModelConfig.from_dict(
+        {"num_classes": 1, **{k: v for k, v in model.items() if k != "num_classes"}}, where=f"{where}: model"
+    )
     cfg = TrainConfig(
         model=dict(model),
         data=_build_section(DataConfig, raw.get("data"), f"{where}: data"),

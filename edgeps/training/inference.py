@@ -55,7 +55,9 @@ class TorchPredictor:
         ).panoptic
 
 
-def model_from_checkpoint(ckpt: dict[str, Any] | str | Path, *, pretrained: bool = False) -> tuple[torch.nn.Module, Categories, Any]:
+def model_from_checkpoint(
+    ckpt: dict[str, Any] | str | Path, *, pretrained: bool = False
+) -> tuple[torch.nn.Module, Categories, Any]:
     """(model with weights loaded strictly, train-id categories, TrainConfig) from a checkpoint."""
     from edgeps.model import ModelConfig, build_model
 
@@ -65,12 +67,17 @@ def model_from_checkpoint(ckpt: dict[str, Any] | str | Path, *, pretrained: bool
         ckpt = load_checkpoint(ckpt)
     cfg = config_from_dict(ckpt["config"], where=f"{where}: config")
     categories = Categories.from_list(ckpt["categories"], where=f"{where}: categories")
-    mcfg = ModelConfig.from_dict({**cfg.model, "num_classes": len(categories), "pretrained": pretrained}, where=f"{where}: model")
+    mcfg = ModelConfig.from_dict(
+        {**cfg.model, "num_classes": len(categories), "pretrained": pretrained}, where=f"{where}: model"
+    )
     model = build_model(mcfg)
     try:
         model.load_state_dict(ckpt["model"], strict=True)
     except RuntimeError as exc:
-        raise FormatError(f"{where}: weights do not fit the model config it names (another model config?): {' '.join(str(exc).split())[:300]}") from None
+        raise FormatError(
+            f"{where}: weights do not fit the model config it names (another model config?): "
+            f"{' '.join(str(exc).split())[:300]}"
+        ) from None
     return model.eval(), categories, cfg
 
 

@@ -73,8 +73,8 @@ def compute_threads(workers: int, local_world_size: int = 1) -> int:
 class TrainSamples(torch.utils.data.Dataset):
     """``(epoch, index) -> dict`` of one augmented crop (a :class:`TrainCrop`) plus ``index``
     and ``epoch``; the crop's inputs and targets are made on the training device
-    (:func:`edgeps.training.batch.train_batch`). ``source`` is any sequence of samples with ``image`` and ``panoptic`` (a dataset
-    decoded on access, or a list of pre-rendered synthetic scenes)."""
+    (:func:`edgeps.training.batch.train_batch`). ``source`` is any sequence of samples with
+    ``image`` and ``panoptic`` (a dataset decoded on access, or a list of pre-rendered synthetic scenes)."""
 
     def __init__(self, source: Sequence[Any], cfg: DataConfig, spec: InputSpec, seed: int) -> None:
         self.source, self.cfg, self.spec, self.seed = source, cfg, spec, int(seed)
@@ -117,7 +117,9 @@ class EpochSampler(Sampler):
 
     def __init__(self, n: int, info: DistInfo, seed: int, start: StreamPosition = StreamPosition(0, 0)) -> None:
         self.n, self.info, self.seed, self.start = int(n), info, int(seed), start
-        self._sampler = DistributedSampler(range(self.n), num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=self.seed)
+        self._sampler = DistributedSampler(
+            range(self.n), num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=self.seed
+        )
 
     @property
     def samples_per_epoch(self) -> int:

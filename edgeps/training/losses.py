@@ -20,7 +20,9 @@ def semantic_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     return per_pixel.topk(k).values.mean()
 
 
-def panoptic_losses(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], cfg: LossConfig) -> dict[str, torch.Tensor]:
+def panoptic_losses(
+    outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], cfg: LossConfig
+) -> dict[str, torch.Tensor]:
     sem = semantic_loss(outputs["semantic"], batch["semantic"], batch["semantic_weight"], cfg.semantic_top_k)
     # center MSE over labelled pixels only: void, letterbox padding and crowd regions weigh 0
     cw = batch["center_weight"].unsqueeze(1)

@@ -11,7 +11,9 @@ import numpy as np
 from edgeps.atomic import atomic_path
 
 
-def _panel(title: str, xs: Sequence[float], series: dict[str, Sequence[float]], log_y: bool, size=(360, 640)) -> np.ndarray:
+def _panel(
+    title: str, xs: Sequence[float], series: dict[str, Sequence[float]], log_y: bool, size=(360, 640)
+) -> np.ndarray:
     h, w = size
     img = np.full((h, w, 3), 255, np.uint8)
     left, right, top, bottom = 60, 20, 30, 40
@@ -41,11 +43,22 @@ def _panel(title: str, xs: Sequence[float], series: dict[str, Sequence[float]], 
         if len(pts) < 30:
             for p in pts:
                 cv2.circle(img, tuple(int(v) for v in p), 3, colors[k % len(colors)], -1)
-        cv2.putText(img, name, (w - right - 150, top + 18 + 16 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colors[k % len(colors)], 1, cv2.LINE_AA)
+        cv2.putText(
+            img,
+            name,
+            (w - right - 150, top + 18 + 16 * k),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            colors[k % len(colors)],
+            1,
+            cv2.LINE_AA,
+        )
     fmt = (lambda v: f"{10**v:.3g}") if log_y else (lambda v: f"{v:.3g}")
     cv2.putText(img, fmt(hi), (2, top + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, fmt(lo), (2, h - bottom), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, f"step {int(x0)}..{int(x1)}", (left, h - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(
+        img, f"step {int(x0)}..{int(x1)}", (left, h - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA
+    )
     return img
 
 

@@ -117,7 +117,10 @@ def autocast_dtype(amp: str, dev: torch.device) -> torch.dtype | None:
         return torch.float16
     if amp == "bf16":
         if dev.type == "cpu" and not _native_bf16():
-            log.warning("schedule.amp bf16: this CPU has no native bf16 (AVX512-BF16 / AMX); oneDNN emulates it, slower than fp32")
+            log.warning(
+                "schedule.amp bf16: this CPU has no native bf16 (AVX512-BF16 / AMX); oneDNN emulates it, slower than "
+                "fp32"
+            )
         return torch.bfloat16
     return torch.float16 if dev.type == "cuda" else None
 
@@ -194,7 +197,11 @@ def init_from_checkpoint(model: torch.nn.Module, path: str | Path, num_classes: 
     old_classes = len(ck["categories"])
     reinit_prefix = "semantic_head." if old_classes != num_classes else None
     bad = sorted(set(own) ^ set(source))
-    bad += [k for k in own if k in source and own[k].shape != source[k].shape and not (reinit_prefix and k.startswith(reinit_prefix))]
+    bad += [
+        k
+        for k in own
+        if k in source and own[k].shape != source[k].shape and not (reinit_prefix and k.startswith(reinit_prefix))
+    ]
     if bad:
         raise ConfigError(
             f"--init {path}: its model differs from the config's beyond the class count "
@@ -206,7 +213,9 @@ def init_from_checkpoint(model: torch.nn.Module, path: str | Path, num_classes: 
     return {"loaded": sorted(loaded), "reinitialised": reinit, "classes": [old_classes, num_classes]}
 
 
-def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init, ModelConfig, build_model) -> dict[str, Any]:
+def _train(
+    cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init, ModelConfig, build_model
+) -> dict[str, Any]:
     sch = cfg.schedule
     total_steps = max_steps if max_steps is not None else sch.max_steps
     if total_steps < 1:
@@ -221,7 +230,9 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
     train_set, val_set = open_train_val(cfg)
     categories: Categories = train_set.categories
     if [c.name for c in val_set.categories] != [c.name for c in categories]:
-        raise ConfigError(f"data.val: its categories differ from data.train's ({val_set.categories.names} vs {categories.names})")
+        raise ConfigError(
+            f"data.val: its categories differ from data.train's ({val_set.categories.names} vs {categories.names})"
+        )
     if len(train_set) < 1:
         raise DataNotFoundError(f"data.train '{cfg.data.train}' holds no images")
     spec = InputSpec(size=tuple(cfg.data.input_size))
@@ -234,8 +245,13 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
     sampler = EpochSampler(len(source), info, sch.seed)
     if main:
         log.info(
-            "data: %d training images from %s (%d per epoch per process), %d loader workers and %d compute threads per process",
-            len(source), cfg.data.train, sampler.samples_per_epoch, workers, threads,
+            "data: %d training images from %s (%d per epoch per process), %d loader workers and %d compute threads "
+            "per process",
+            len(source),
+            cfg.data.train,
+            sampler.samples_per_epoch,
+            workers,
+            threads,
         )
 
     mcfg = ModelConfig.from_dict({**cfg.model, "num_classes": len(categories)}, where="model")
@@ -248,23 +264,37 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
             old, new = done["classes"]
             log.info("--init %s: %d tensors loaded", init, len(done["loaded"]))
             if done["reinitialised"]:
-                log.info("class count %d -> %d: semantic head re-initialised (%s)", old, new, ", ".join(done["reinitialised"]))
+                log.info(
+                    "class count %d -> %d: semantic head re-initialised (%s)",
+                    old,
+                    new,
+                    ", ".join(done["reinitialised"]),
+                )
     model = model.to(dev, memory_format=torch.channels_last)
     if sch.sync_bn and info.enabled:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     net = model
     if info.enabled:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[info.local_rank] if dev.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[info.local_rank] if dev.type == "cuda" else None
+        )
     opt = torch.optim.AdamW(model.parameters(), lr=sch.lr, weight_decay=sch.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total_steps))
     amp_dtype = autocast_dtype(sch.amp, dev)
     if main:
-        log.info("forward precision: %s (schedule.amp %s)", "fp32" if amp_dtype is None else str(amp_dtype).removeprefix("torch."), sch.amp)
+        log.info(
+            "forward precision: %s (schedule.amp %s)",
+            "fp32" if amp_dtype is None else str(amp_dtype).removeprefix("torch."),
+            sch.amp,
+        )
     # fp16 needs loss scaling (its exponent range is narrow); bf16 has fp32's and does not
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype is torch.float16)
 
     ckpt_dir = out / "checkpoints"
-    history: dict[str, list] = {k: [] for k in ("step", "loss", "semantic", "center", "offset", "lr", "eval_step", "pq", "pq_things", "pq_stuff")}
+    history: dict[str, list] = {
+        k: []
+        for k in ("step", "loss", "semantic", "center", "offset", "lr", "eval_step", "pq", "pq_things", "pq_stuff")
+    }
     step, best_pq, elapsed_before = 0, -1.0, 0.0
     if resume and (ckpt_dir / "last.pt").is_file():
         ck = load_checkpoint(ckpt_dir / "last.pt")
@@ -274,14 +304,25 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
         step, best_pq = int(ck["step"]), float(ck.get("best_pq", -1.0))
         history = {k: list(v) for k, v in ck.get("history", history).items()}
         elapsed_before = float(ck.get("elapsed_s", 0.0))
-        if int(ck.get("batch_size", sch.batch_size)) != sch.batch_size or int(ck.get("train_images", len(source))) != len(source):
-            raise ConfigError(f"--resume: {ckpt_dir / 'last.pt'} was trained with another batch size or image count; start a new run")
+        if int(ck.get("batch_size", sch.batch_size)) != sch.batch_size or int(
+            ck.get("train_images", len(source))
+        ) != len(source):
+            raise ConfigError(
+                f"--resume: {ckpt_dir / 'last.pt'} was trained with another batch size or image count; start a new run"
+            )
         sampler.start = sampler.position(step * sch.batch_size)
         if main:
             log.info("resumed from %s at step %d (epoch %d)", ckpt_dir / "last.pt", step, sampler.start.epoch)
     # Workers start here, before the first forward pass, and live for the whole run.
-    batches = BatchStream(train_loader(TrainSamples(source, cfg.data, spec, sch.seed), sampler,
-                                       sch.batch_size, workers=workers, device_type=dev.type))
+    batches = BatchStream(
+        train_loader(
+            TrainSamples(source, cfg.data, spec, sch.seed),
+            sampler,
+            sch.batch_size,
+            workers=workers,
+            device_type=dev.type,
+        )
+    )
 
     def payload(pq: float | None = None) -> dict[str, Any]:
         return {
@@ -350,10 +391,23 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
             history["lr"].append(sched.get_last_lr()[0])
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{vals['loss']:.3f}", sem=f"{vals['semantic']:.3f}", ctr=f"{vals['center']:.4f}", off=f"{vals['offset']:.2f}")
+            bar.set_postfix(
+                loss=f"{vals['loss']:.3f}",
+                sem=f"{vals['semantic']:.3f}",
+                ctr=f"{vals['center']:.4f}",
+                off=f"{vals['offset']:.2f}",
+            )
         elif main and time.monotonic() - last_print > 30:
             last_print = time.monotonic()
-            log.info("step %d/%d loss %.3f (sem %.3f ctr %.4f off %.2f)", step, total_steps, vals["loss"], vals["semantic"], vals["center"], vals["offset"])
+            log.info(
+                "step %d/%d loss %.3f (sem %.3f ctr %.4f off %.2f)",
+                step,
+                total_steps,
+                vals["loss"],
+                vals["semantic"],
+                vals["center"],
+                vals["offset"],
+            )
         out_of_time = budget > 0 and time.monotonic() - t_start >= budget
         stop = any_rank(out_of_time, info)
         if main and sch.eval_every and step % sch.eval_every == 0 and step < total_steps and not stop:
@@ -362,7 +416,10 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
             for key, group in (("pq", "All"), ("pq_things", "Things"), ("pq_stuff", "Stuff")):
                 history[key].append(res[group]["pq"])
             if bar is not None:
-                bar.write(f"step {step}: PQ {100 * res['All']['pq']:.1f} (things {100 * res['Things']['pq']:.1f}, stuff {100 * res['Stuff']['pq']:.1f})")
+                bar.write(
+                    f"step {step}: PQ {100 * res['All']['pq']:.1f} (things {100 * res['Things']['pq']:.1f}, stuff "
+                    f"{100 * res['Stuff']['pq']:.1f})"
+                )
             if res["All"]["pq"] > best_pq:
                 best_pq = res["All"]["pq"]
                 save_checkpoint(ckpt_dir / "best.pt", payload(best_pq))
@@ -393,11 +450,19 @@ def _train(cfg, out, max_steps, dev, info: DistInfo, resume, show_progress, init
     }
     metrics["shards"] = _shard_report(drawn, info)
     if main and info.enabled:
-        log.info("data shards: %s images per rank in the first epoch, %d drawn by more than one rank",
-                 metrics["shards"]["per_rank"], metrics["shards"]["overlap"])
+        log.info(
+            "data shards: %s images per rank in the first epoch, %d drawn by more than one rank",
+            metrics["shards"]["per_rank"],
+            metrics["shards"]["overlap"],
+        )
     if main and steps_per_s is not None:
-        log.info("throughput: %.2f steps/s, %.1f images/s (%d processes, %d workers each)",
-                 steps_per_s, metrics["images_per_s"], info.world_size, workers)
+        log.info(
+            "throughput: %.2f steps/s, %.1f images/s (%d processes, %d workers each)",
+            steps_per_s,
+            metrics["images_per_s"],
+            info.world_size,
+            workers,
+        )
     if main:
         res = evaluate(cfg.data.val_images)
         history["eval_step"].append(step)

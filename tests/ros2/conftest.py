@@ -44,8 +44,12 @@ def ros2_bundle(tmp_path_factory) -> Path:
         return path
     torch_python = Path(os.environ.get("EDGEPS_TORCH_PYTHON", REPO / ".venv" / "bin" / "python"))
     if not torch_python.is_file():
-        pytest.skip(f"no bundle: set EDGEPS_ROS2_BUNDLE, or EDGEPS_TORCH_PYTHON to a python with torch ({torch_python} missing)")
+        pytest.skip(
+            f"no bundle: set EDGEPS_ROS2_BUNDLE, or EDGEPS_TORCH_PYTHON to a python with torch ({torch_python} missing)"
+        )
     out = tmp_path_factory.mktemp("ros2_bundle")
-    run = subprocess.run([str(torch_python), str(HERE / "make_bundle.py"), str(out)], capture_output=True, text=True, timeout=1800)
+    run = subprocess.run(
+        [str(torch_python), str(HERE / "make_bundle.py"), str(out)], capture_output=True, text=True, timeout=1800
+    )
     assert run.returncode == 0, f"make_bundle.py failed:\n{run.stderr[-3000:]}"
     return Path(run.stdout.strip().splitlines()[-1])

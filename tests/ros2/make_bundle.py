@@ -28,14 +28,38 @@ def make_bundle(out: Path) -> Path:
         return bundle
     cfg = config_from_dict(
         {
-            "model": {"width_mult": 0.5, "pretrained": False, "semantic_channels": 32, "instance_channels": 32, "aspp_channels": 32, "head_channels": 16},
-            "data": {"train_images": 8, "val": "synth:val:2", "val_images": 2, "input_size": list(TINY_SIZE), "crop": list(TINY_SIZE), "scale_range": [1.0, 1.0], "center_sigma": 3.0},
-            "schedule": {"max_steps": 40, "batch_size": 4, "lr": 0.005, "eval_every": 0, "checkpoint_every": 0, "threads": 2},
+            "model": {
+                "width_mult": 0.5,
+                "pretrained": False,
+                "semantic_channels": 32,
+                "instance_channels": 32,
+                "aspp_channels": 32,
+                "head_channels": 16,
+            },
+            "data": {
+                "train_images": 8,
+                "val": "synth:val:2",
+                "val_images": 2,
+                "input_size": list(TINY_SIZE),
+                "crop": list(TINY_SIZE),
+                "scale_range": [1.0, 1.0],
+                "center_sigma": 3.0,
+            },
+            "schedule": {
+                "max_steps": 40,
+                "batch_size": 4,
+                "lr": 0.005,
+                "eval_every": 0,
+                "checkpoint_every": 0,
+                "threads": 2,
+            },
             "postprocess": {"stuff_area": 32},
         }
     )
     train(cfg, out / "tiny", show_progress=False)
-    results = export_bundles(out / "tiny" / "checkpoints" / "last.pt", ["onnx"], ["fp32"], out, parity_data="synth:val:2", parity_images=2)
+    results = export_bundles(
+        out / "tiny" / "checkpoints" / "last.pt", ["onnx"], ["fp32"], out, parity_data="synth:val:2", parity_images=2
+    )
     return results[0].path
 
 

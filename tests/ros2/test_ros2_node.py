@@ -40,7 +40,12 @@ WAIT_S = 120.0  # a hang guard for a loaded 2-core machine, not a timing asserti
 OUTPUTS = ("panoptic", "semantic", "segments")
 
 RELIABLE = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+LATCHED = QoSProfile(
+    history=QoSHistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=QoSReliabilityPolicy.RELIABLE,
+    durability=QoSDurabilityPolicy.TRANSIENT_LOCAL,
+)
 BEST_EFFORT = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=1, reliability=QoSReliabilityPolicy.BEST_EFFORT)
 
 
@@ -78,7 +83,9 @@ class Client:
         self.got: dict[str, dict[int, tuple[float, Any]]] = defaultdict(dict)
         self.categories: list[str] = []
         for name in OUTPUTS:
-            self.node.create_subscription(String if name == "segments" else Image, f"/{NODE}/{name}", self._keep(name), RELIABLE)
+            self.node.create_subscription(
+                String if name == "segments" else Image, f"/{NODE}/{name}", self._keep(name), RELIABLE
+            )
         self.overlay_sub = None
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -138,7 +145,9 @@ class NodeProcess:
         self.log_path = tmp / "node.log"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edgeps.apps.cli", "ros2", "--params", str(self.params_file)], stdout=self._log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "edgeps.apps.cli", "ros2", "--params", str(self.params_file)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     def log(self) -> str:
@@ -174,11 +183,16 @@ def reference(ros2_bundle):
 
 @pytest.fixture(scope="module")
 def graph(ros_domain, ros2_bundle, tmp_path_factory):
-    node = NodeProcess({"bundle": str(ros2_bundle), "image_topic": IN_TOPIC, "qos": "reliable", "threads": 1}, tmp_path_factory.mktemp("node"))
+    node = NodeProcess(
+        {"bundle": str(ros2_bundle), "image_topic": IN_TOPIC, "qos": "reliable", "threads": 1},
+        tmp_path_factory.mktemp("node"),
+    )
     client = Client()
     state: dict[str, Any] = {"node": node, "client": client, "sent_good": 0, "sent_bad": 0}
     try:
-        _wait_until(lambda: client.pub.get_subscription_count() > 0 or node.proc.poll() is not None, "the node to subscribe")
+        _wait_until(
+            lambda: client.pub.get_subscription_count() > 0 or node.proc.poll() is not None, "the node to subscribe"
+        )
         assert node.proc.poll() is None, f"node exited early:\n{node.log()}"
         yield state
     finally:
@@ -199,7 +213,9 @@ def test_categories_are_latched_for_late_subscribers(graph, reference):
     assert info["backend"] == "onnxruntime"
 
 
-@pytest.mark.parametrize("k, encoding, pad", [(0, "bgr8", 0), (1, "rgb8", 0), (2, "mono8", 0), (3, "bgr8", 16), (4, "rgb8", 5)])
+@pytest.mark.parametrize(
+    "k, encoding, pad", [(0, "bgr8", 0), (1, "rgb8", 0), (2, "mono8", 0), (3, "bgr8", 16), (4, "rgb8", 5)]
+)
 def test_every_output_matches_predict_with_the_input_header(graph, reference, frames, k, encoding, pad):
     import cv2
 
@@ -214,15 +230,25 @@ def test_every_output_matches_predict_with_the_input_header(graph, reference, fr
     expected = reference.predict(seen)
 
     pan_msg = client.got["panoptic"][stamp][1]
-    assert (pan_msg.encoding, pan_msg.height, pan_msg.width, pan_msg.step, pan_msg.is_bigendian) == ("32SC1", h, w, w * 4, 0)
+    assert (pan_msg.encoding, pan_msg.height, pan_msg.width, pan_msg.step, pan_msg.is_bigendian) == (
+        "32SC1",
+        h,
+        w,
+        w * 4,
+        0,
+    )
     assert pan_msg.header.frame_id == "test_camera" and stamp_of(pan_msg) == stamp
-    pan = image_msg_to_array(pan_msg.encoding, pan_msg.height, pan_msg.width, pan_msg.step, pan_msg.is_bigendian, pan_msg.data)
+    pan = image_msg_to_array(
+        pan_msg.encoding, pan_msg.height, pan_msg.width, pan_msg.step, pan_msg.is_bigendian, pan_msg.data
+    )
     np.testing.assert_array_equal(pan, expected.panoptic)
 
     sem_msg = client.got["semantic"][stamp][1]
     assert (sem_msg.encoding, sem_msg.height, sem_msg.width, sem_msg.step) == ("mono8", h, w, w)
     assert sem_msg.header.frame_id == "test_camera" and stamp_of(sem_msg) == stamp
-    sem = image_msg_to_array(sem_msg.encoding, sem_msg.height, sem_msg.width, sem_msg.step, sem_msg.is_bigendian, sem_msg.data)
+    sem = image_msg_to_array(
+        sem_msg.encoding, sem_msg.height, sem_msg.width, sem_msg.step, sem_msg.is_bigendian, sem_msg.data
+    )
     np.testing.assert_array_equal(sem, np.where(pan == -1, 255, pan // 1000))
 
     seg = json.loads(client.got["segments"][stamp][1].data)
@@ -232,7 +258,12 @@ def test_every_output_matches_predict_with_the_input_header(graph, reference, fr
     cats = reference.manifest.categories
     for s in expected.segments:
         got = by_id[s.id]
-        assert (got["class_id"], got["class"], got["area"], got["bbox"]) == (s.category_id, cats[s.category_id].name, s.area, list(s.bbox))
+        assert (got["class_id"], got["class"], got["area"], got["bbox"]) == (
+            s.category_id,
+            cats[s.category_id].name,
+            s.area,
+            list(s.bbox),
+        )
         assert got["centroid"] == [round(s.centroid[0], 2), round(s.centroid[1], 2)]
         if cats[s.category_id].isthing:
             assert isinstance(got["track_id"], int) and got["track_id"] >= 1 and got["isthing"]
@@ -357,10 +388,22 @@ def test_node_stats_count_every_frame_on_shutdown(graph, frames):
 def test_sensor_data_qos_hears_a_best_effort_camera(ros_domain, ros2_bundle, frames, tmp_path):
     """qos: sensor_data subscribes best effort, as camera drivers publish (a reliable
     subscription would never match a best-effort publisher); mono16 semantic, void 65535."""
-    node = NodeProcess({"bundle": str(ros2_bundle), "image_topic": IN_TOPIC, "qos": "sensor_data", "publish_overlay": False, "track": False, "semantic_encoding": "mono16"}, tmp_path)
+    node = NodeProcess(
+        {
+            "bundle": str(ros2_bundle),
+            "image_topic": IN_TOPIC,
+            "qos": "sensor_data",
+            "publish_overlay": False,
+            "track": False,
+            "semantic_encoding": "mono16",
+        },
+        tmp_path,
+    )
     client = Client(qos=BEST_EFFORT, name="edgeps_test_camera_best_effort")
     try:
-        _wait_until(lambda: client.pub.get_subscription_count() > 0 or node.proc.poll() is not None, "the node to subscribe")
+        _wait_until(
+            lambda: client.pub.get_subscription_count() > 0 or node.proc.poll() is not None, "the node to subscribe"
+        )
         assert node.proc.poll() is None, node.log()
         for attempt in range(50):  # best effort may lose a frame: send again until one is answered
             stamp = 5_000 * 10**9 + attempt
@@ -374,8 +417,12 @@ def test_sensor_data_qos_hears_a_best_effort_camera(ros_domain, ros2_bundle, fra
         assert all(s["track_id"] is None for s in seg["segments"])  # track: false
         pan_msg, sem_msg = client.got["panoptic"][stamp][1], client.got["semantic"][stamp][1]
         assert (sem_msg.encoding, sem_msg.step) == ("mono16", FRAME_HW[1] * 2)
-        pan = image_msg_to_array(pan_msg.encoding, pan_msg.height, pan_msg.width, pan_msg.step, pan_msg.is_bigendian, pan_msg.data)
-        sem = image_msg_to_array(sem_msg.encoding, sem_msg.height, sem_msg.width, sem_msg.step, sem_msg.is_bigendian, sem_msg.data)
+        pan = image_msg_to_array(
+            pan_msg.encoding, pan_msg.height, pan_msg.width, pan_msg.step, pan_msg.is_bigendian, pan_msg.data
+        )
+        sem = image_msg_to_array(
+            sem_msg.encoding, sem_msg.height, sem_msg.width, sem_msg.step, sem_msg.is_bigendian, sem_msg.data
+        )
         np.testing.assert_array_equal(sem, np.where(pan == -1, 65535, pan // 1000))
         stats = node.stop()
         assert stats["processed"] >= 1 and stats["overlays"] == 0

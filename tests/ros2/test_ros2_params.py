@@ -17,14 +17,21 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _edgeps_ros2(args: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgeps.apps.cli", "ros2", *args], capture_output=True, text=True, timeout=120, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "edgeps.apps.cli", "ros2", *args], capture_output=True, text=True, timeout=120, **kw
+    )
 
 
 def test_example_params_file_is_valid_apart_from_its_bundle_path(ros2_bundle):
     raw = read_params_file(REPO / "configs" / "ros2_params.yaml")
     assert raw["bundle"] == "bundles/onnx-int8" and raw["qos"] == "sensor_data"
     p = params_from_dict({**raw, "bundle": str(ros2_bundle)})
-    assert (p.image_topic, p.publish_overlay, p.threads, p.postprocess_overrides()) == ("/camera/image_raw", True, 0, {})
+    assert (p.image_topic, p.publish_overlay, p.threads, p.postprocess_overrides()) == (
+        "/camera/image_raw",
+        True,
+        0,
+        {},
+    )
 
 
 @pytest.mark.parametrize(
@@ -67,9 +74,22 @@ def test_edgeps_ros2_entry_point_rejects_bad_ros_args(ros_domain, ros2_bundle):
     """The console script path: values from --ros-args reach the same validation in the node."""
     exe = Path(sys.executable).with_name("edgeps-ros2")
     assert exe.is_file(), "edgeps-ros2 console script missing (pip install -e '.[ros2]')"
-    run = subprocess.run([str(exe), "--ros-args", "-p", f"bundle:={ros2_bundle}", "-p", "qos:=fast"], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 2 and "edgeps-ros2: error: parameter 'qos': expected one of reliable, sensor_data" in run.stderr
-    run = subprocess.run([str(exe), "--ros-args", "-p", f"bundle:={ros2_bundle}", "-p", "top_k:=-5"], capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [str(exe), "--ros-args", "-p", f"bundle:={ros2_bundle}", "-p", "qos:=fast"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        run.returncode == 2
+        and "edgeps-ros2: error: parameter 'qos': expected one of reliable, sensor_data" in run.stderr
+    )
+    run = subprocess.run(
+        [str(exe), "--ros-args", "-p", f"bundle:={ros2_bundle}", "-p", "top_k:=-5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 2 and "parameter 'top_k'" in run.stderr
 
 
