@@ -138,29 +138,26 @@ def export_bundles(
     out = Path(out)
     results: list[ExportResult] = []
     failures: dict[str, str] = {}
+    run = _ExportRun(
+        model,
+        categories,
+        cfg,
+        spec,
+        calibration,
+        target,
+        dynamic_hw,
+        reference,
+        parity_set,
+        parity_data,
+        parity_images,
+        Path(checkpoint),
+        sha,
+        out,
+    )
     for fmt, precision in jobs:
         name = f"{fmt}-{precision}"
         try:
-            results.append(
-                _export_one(
-                    fmt,
-                    precision,
-                    model,
-                    categories,
-                    cfg,
-                    spec,
-                    calibration,
-                    target,
-                    dynamic_hw,
-                    reference,
-                    parity_set,
-                    parity_data,
-                    parity_images,
-                    checkpoint,
-                    sha,
-                    out,
-                )
-            )
+            results.append(_export_one(fmt, precision, run))
         except (ConfigError, ExportError) as exc:
             failures[name] = " ".join(str(exc).split())
             log.error("%s: %s", name, failures[name])
@@ -169,41 +166,52 @@ def export_bundles(
     return results
 
 
-def _export_one(
-    fmt,
-    precision,
-    model,
-    categories,
-    cfg,
-    spec,
-    calibration,
-    target,
-    dynamic_hw,
-    reference,
-    parity_set,
-    parity_data,
-    parity_images,
-    checkpoint,
-    sha,
-    out,
-) -> ExportResult:
+@dataclass
+class _ExportRun:
+    """What every combination of one export_bundles call shares."""
+
+    model: Any
+    categories: Any
+    cfg: Any
+    spec: InputSpec
+    calibration: CalibrationSet | None
+    target: str
+    dynamic_hw: bool
+    reference: Any
+    parity_set: Any
+    parity_data: str
+    parity_images: int
+    checkpoint: Path
+    sha: str
+    out: Path
+
+
+def _export_one(fmt: str, precision: str, run: _ExportRun) -> ExportResult:
     """One combination: export into a hidden folder, gate it, rename it into place (or to
     ``<name>.rejected`` when the gate fails, which raises ExportError)."""
     from edgeps.runtimes import load
 
     info = FORMATS[fmt]
     name = f"{fmt}-{precision}"
-    final = out / name
+    final = run.out / name
     # Built under a hidden temporary name and renamed into place once it passed the parity
     # gate: a killed export never leaves a folder that looks like a finished bundle.
-    bundle = out / f".{name}.tmp{os.getpid()}"
+    bundle = run.out / f".{name}.tmp{os.getpid()}"
     if bundle.exists():
         shutil.rmtree(bundle)
     bundle.mkdir(parents=True)
     try:
         module = importlib.import_module(f"edgeps.export.{info.export_module}")
         job = ExportJob(
-            model, dict(cfg.model), spec, precision, bundle, info.model_file, calibration, target, dynamic_hw
+            run.model,
+            dict(run.cfg.model),
+            run.spec,
+            precision,
+            bundle,
+            info.model_file,
+            run.calibration,
+            run.target,
+            run.dynamic_hw,
         )
         try:
             art = module.export(job)
@@ -212,28 +220,28 @@ def _export_one(
         except Exception as exc:
             raise ExportError(f"{name}: {fmt} export failed: {type(exc).__name__}: {str(exc)[:400]}") from exc
         manifest = Manifest(
-            model_name=f"{Path(checkpoint).stem}-{name}",
+            model_name=f"{Path(run.checkpoint).stem}-{name}",
             format=fmt,
             precision=precision,
             model_file=art.model_file,
-            categories=categories,
-            input=spec,
+            categories=run.categories,
+            input=run.spec,
             outputs={
                 h: {"name": h, "index": art.output_index.get(h, i), "layout": OUTPUT_LAYOUTS[h]}
                 for i, h in enumerate(OUTPUT_HEADS)
             },
-            postprocess=cfg.postprocess,
-            label_divisor=cfg.postprocess.label_divisor,
-            model_config={k: v for k, v in cfg.model.items() if k not in ("num_classes", "pretrained")},
-            calibration=calibration.summary() if (calibration is not None and precision == "int8") else None,
-            source_checkpoint_sha256=sha,
+            postprocess=run.cfg.postprocess,
+            label_divisor=run.cfg.postprocess.label_divisor,
+            model_config={k: v for k, v in run.cfg.model.items() if k not in ("num_classes", "pretrained")},
+            calibration=run.calibration.summary() if (run.calibration is not None and precision == "int8") else None,
+            source_checkpoint_sha256=run.sha,
             target=art.target,
         )
         write_manifest(bundle, manifest)
         runtime = load(bundle, backend=info.backend)
-        report = parity_report(runtime, reference, model, parity_set, parity_images, precision)
+        report = parity_report(runtime, run.reference, run.model, run.parity_set, run.parity_images, precision)
         del runtime  # releases the model file before the folder is renamed
-        report["data"] = parity_data
+        report["data"] = run.parity_data
         manifest.parity = report
         write_manifest(bundle, manifest)
     except BaseException:
@@ -252,7 +260,7 @@ def _export_one(
     try:
         check_parity(report, name)
     except ExportError:
-        replace_dir(bundle, out / (name + ".rejected"))
+        replace_dir(bundle, run.out / (name + ".rejected"))
         if final.exists():  # no stale bundle of this name stays beside the rejected one
             shutil.rmtree(final)
         raise
