@@ -92,40 +92,9 @@ def main() -> int:
     cli = [sys.executable, "-m", "edgeps.apps.cli"]
     t = time.monotonic()
     if not (args.data / "gtFine" / "cityscapes_panoptic_train.json").is_file():
-        subprocess.run(
-            cli
-            + [
-                "data",
-                "synth",
-                "--format",
-                "cityscapes",
-                "--out",
-                str(args.data),
-                "--n",
-                str(args.images),
-                "--size",
-                args.size,
-            ],
-            check=True,
-        )
-        subprocess.run(
-            cli
-            + [
-                "data",
-                "synth",
-                "--format",
-                "cityscapes",
-                "--out",
-                str(args.data),
-                "--n",
-                "4",
-                "--size",
-                args.size,
-                "--split",
-                "val",
-            ],
-            check=True,
-        )
+        for split, n in (("train", args.images), ("val", 4)):
+            synth = ["data", "synth", "--format", "cityscapes", "--out", str(args.data), "--n", str(n)]
+            subprocess.run(cli + synth + ["--size", args.size, "--split", split], check=True)
     write_s = time.monotonic() - t
     alone = (
         loader_alone(args.config, f"{args.data}:train", args.loader_seconds, args.workers)
