@@ -9,8 +9,8 @@ raises, the temporary is removed and an existing file under the final name is le
 if the process is killed, at most a hidden ``.NAME.tmp<pid>-...`` file is left behind, which
 no reader mistakes for the real one.
 
-:func:`atomic_dir` does the same for a folder (a bundle): it is built under a temporary name
-and renamed into place at the end, replacing an older folder of that name.
+A folder (a bundle) is built under a :func:`temp_name` and moved into place with
+:func:`replace_dir`, which replaces an older folder of that name.
 """
 
 from __future__ import annotations
@@ -22,7 +22,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_dir", "atomic_path", "atomic_write_bytes", "atomic_write_text", "replace_dir", "temp_name"]
+__all__ = [
+    "PendingFile",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "replace_dir",
+    "temp_name",
+]
 
 
 def temp_name(path: str | Path) -> Path:
@@ -42,6 +49,37 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+class PendingFile:
+    """A file written over a long time (a video, JSON lines) under a temporary name.
+
+    ``tmp`` is the path to write; :meth:`commit` moves the finished file to ``path``;
+    :meth:`discard` deletes it. The parent folder is created. :func:`atomic_path` is the
+    ``with`` form for writes that happen in one block.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = temp_name(self.path)
+
+    def commit(self, *, fsync: bool = True) -> Path:
+        """Replace ``path`` with the written temporary file; returns ``path``."""
+        if not self.tmp.exists():
+            raise FileNotFoundError(f"{self.path}: the writer did not create its temporary file {self.tmp.name}")
+        if fsync:
+            with open(self.tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(self.tmp, self.path)
+        if fsync:
+            _fsync_dir(self.path.parent)
+        return self.path
+
+    def discard(self) -> None:
+        """Delete the temporary file (if any); ``path`` is untouched."""
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, fsync: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on a clean exit it replaces ``path``.
@@ -50,23 +88,13 @@ def atomic_path(path: str | Path, *, fsync: bool = True) -> Iterator[Path]:
     ``cv2.imwrite``, a ``VideoWriter``, ``open``). On an exception the temporary is removed
     and ``path`` is untouched. The parent folder is created.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(path)
+    pending = PendingFile(path)
     try:
-        yield tmp
-        if not tmp.exists():
-            raise FileNotFoundError(f"{path}: the writer did not create its temporary file {tmp.name}")
-        if fsync:
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
+        yield pending.tmp
+        pending.commit(fsync=fsync)
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        pending.discard()
         raise
-    if fsync:
-        _fsync_dir(path.parent)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -83,26 +111,6 @@ def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> P
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding=encoding)
     return path
-
-
-@contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``path``; on a clean exit it becomes ``path``.
-
-    An existing folder at ``path`` is replaced only once the new one is complete (it is moved
-    aside, the new one renamed in, then the old one deleted). On an exception the temporary
-    folder is deleted and ``path`` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
-        yield tmp
-        replace_dir(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def replace_dir(src: str | Path, dst: str | Path) -> None:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeps.atomic import replace_dir
+from edgeps.atomic import replace_dir, temp_name
 from edgeps.bundle import Manifest, write_manifest
 from edgeps.calibration.sets import CalibrationSet, load_calibration_set
 from edgeps.errors import ConfigError, EdgepsError, ExportError
@@ -196,9 +195,7 @@ def _export_one(fmt: str, precision: str, run: _ExportRun) -> ExportResult:
     final = run.out / name
     # Built under a hidden temporary name and renamed into place once it passed the parity
     # gate: a killed export never leaves a folder that looks like a finished bundle.
-    bundle = run.out / f".{name}.tmp{os.getpid()}"
-    if bundle.exists():
-        shutil.rmtree(bundle)
+    bundle = temp_name(final)
     bundle.mkdir(parents=True)
     try:
         module = importlib.import_module(f"edgeps.export.{info.export_module}")

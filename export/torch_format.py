@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import torch
 
+from edgeps.atomic import atomic_path
 from edgeps.export.job import ExportArtifact, ExportJob, timed_export
 
 
 @timed_export
 def export(job: ExportJob) -> ExportArtifact:
-    tmp = job.out_dir / (job.model_file + ".tmp")
-    torch.save(job.model.state_dict(), tmp)
-    tmp.replace(job.out_dir / job.model_file)
+    with atomic_path(job.out_dir / job.model_file) as tmp:
+        torch.save(job.model.state_dict(), tmp)
     return ExportArtifact(job.model_file)

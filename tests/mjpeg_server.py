@@ -1,7 +1,8 @@
 """A real MJPEG-over-HTTP camera on loopback (what many IP cameras serve), for source tests.
 
 Each connection streams ``frames`` JPEG frames of ``images`` as multipart/x-mixed-replace and
-then closes, like a camera that drops out; ``stop()`` takes the camera off the network and
+then closes, like a camera that drops out (after ``connections_allowed`` connections it refuses
+any more, like a camera that is gone for good); ``stop()`` takes the camera off the network and
 ``start()`` brings it back on the same port.
 """
 
@@ -17,9 +18,12 @@ import numpy as np
 
 
 class MjpegCamera:
-    def __init__(self, images: list[np.ndarray], frames: int, fps: float = 100.0):
+    def __init__(
+        self, images: list[np.ndarray], frames: int, fps: float = 100.0, connections_allowed: int | None = None
+    ):
         self.jpegs = [cv2.imencode(".jpg", im)[1].tobytes() for im in images]
         self.frames, self.period = frames, 1.0 / fps
+        self.connections_allowed = connections_allowed  # later connections are refused (503)
         self.connections = 0
         self.port = 0
         self._server: socketserver.ThreadingTCPServer | None = None
@@ -33,6 +37,9 @@ class MjpegCamera:
 
             def do_GET(self) -> None:
                 cam.connections += 1
+                if cam.connections_allowed is not None and cam.connections > cam.connections_allowed:
+                    self.send_error(503)
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeps.atomic import atomic_dir, atomic_path, atomic_write_bytes, atomic_write_text
+from edgeps.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,22 +68,6 @@ def test_writer_that_never_created_the_file_is_an_error(tmp_path):
         with atomic_path(tmp_path / "x.txt"):
             pass
     assert list(tmp_path.iterdir()) == []
-
-
-def test_atomic_dir_replaces_a_folder_only_when_complete(tmp_path):
-    final = tmp_path / "onnx-fp32"
-    final.mkdir()
-    (final / "model.onnx").write_bytes(b"old model")
-    with pytest.raises(ValueError):
-        with atomic_dir(final) as tmp:
-            (tmp / "model.onnx").write_bytes(b"half")
-            raise ValueError("export failed")
-    assert (final / "model.onnx").read_bytes() == b"old model"
-    assert _visible(tmp_path) == ["onnx-fp32"] and len(list(tmp_path.iterdir())) == 1
-    with atomic_dir(final) as tmp:
-        (tmp / "model.onnx").write_bytes(b"new model")
-    assert (final / "model.onnx").read_bytes() == b"new model"
-    assert len(list(tmp_path.iterdir())) == 1  # the old folder moved aside was deleted
 
 
 def test_failed_checkpoint_save_keeps_the_previous_checkpoint(tmp_path):

@@ -7,7 +7,6 @@ call, with a black tick at the model-only FPS (1000 / infer p50).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edgeps.atomic import atomic_write_bytes
 from edgeps.errors import FormatError
 
 # BGR colours per stage
@@ -119,7 +119,4 @@ def write_chart(path: str | Path, series: Sequence[tuple[str, dict[str, Any]]], 
     ok, buf = cv2.imencode(".png", img)
     if not ok:
         raise FormatError(f"{path}: OpenCV could not encode the chart as PNG")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
-    return path
+    return atomic_write_bytes(path, buf.tobytes())

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from edgeps import __version__
+from edgeps.atomic import atomic_write_text
 from edgeps.errors import DataNotFoundError, FormatError
 
 SCHEMA = "edgeps-bench/1"
@@ -154,12 +154,7 @@ def load_report(path: str | Path) -> dict[str, Any]:
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
     """Write JSON via a temp file + rename, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def row_label(row: dict[str, Any]) -> str:

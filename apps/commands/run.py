@@ -8,14 +8,14 @@ infer, post-process + tracking on their own threads) to the consumers asked for;
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
-NAME = "run"
-HELP = "run a bundle on a camera, stream, video, image folder or rosbag (real-time or record mode)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from edgeps.apps.consumers import OUT_FORMATS
+
     parser.add_argument("--bundle", required=True, type=Path, help="bundle folder (model file + edgeps.yaml)")
     parser.add_argument(
         "--source",
@@ -47,10 +47,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jsonl", type=Path, metavar="OUT.jsonl", help="write the segments of every frame as JSON lines"
     )
     parser.add_argument(
-        "--coco-dir", type=Path, metavar="DIR", help="write per-frame panoptic PNGs + COCO-panoptic JSON"
+        "--coco-dir",
+        type=Path,
+        metavar="DIR",
+        help="write DIR/panoptic/*.png + DIR/panoptic.json (COCO panoptic, the dataset's category ids; files from a "
+        "folder keep their names)",
+    )
+    parser.add_argument(
+        "--images-json",
+        type=Path,
+        metavar="JSON",
+        help="COCO JSON whose 'images' give the image ids for --coco-dir, matched by file name (default: the numeric "
+        "file stem when every stem is numeric, else the index in sorted order)",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        metavar="DIR",
+        help="per-image outputs named after each input: <stem>.png (panoptic) + <stem>.json (segments)",
+    )
+    parser.add_argument(
+        "--out-format",
+        choices=OUT_FORMATS,
+        default="coco",
+        help="--out-dir PNG encoding: coco (RGB segment ids) or cityscapes (16-bit <stem>_instanceIds.png)",
+    )
+    parser.add_argument("--overlay", action="store_true", help="--out-dir: also write <stem>_overlay.png")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="image folders: stop at the first unreadable file (default: warn, skip it and count it in the summary)",
     )
     parser.add_argument("--max-frames", type=int, help="stop after N frames")
-    parser.add_argument("--no-track", action="store_true", help="no track ids (stable instance ids across frames)")
+    track = parser.add_mutually_exclusive_group()
+    track.add_argument(
+        "--track", action="store_true", help="track ids across frames for image folders too (default: videos only)"
+    )
+    track.add_argument("--no-track", action="store_true", help="no track ids (stable instance ids across frames)")
     parser.add_argument(
         "--reconnect-timeout", type=float, default=10.0, help="seconds to keep reopening a dead live source"
     )
@@ -62,24 +95,35 @@ def default_threads() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeps.apps.consumers import AnnotatedVideo, CocoDump, JsonLines, Window
+    """Run the stream to the consumers asked for; 0 when every frame was done, 130 on Ctrl-C,
+    and the error re-raised (exit 2) when the source, a stage or a consumer failed. Whatever
+    stops the run, every output is closed valid for the frames done, and the summary printed."""
+    from edgeps.apps.consumers import AnnotatedVideo, CocoDump, JsonLines, PerImageOutputs, Window
     from edgeps.errors import ConfigError
-    from edgeps.io.coco_panoptic import write_json
+    from edgeps.io.coco_panoptic import image_ids_for_files, write_json
     from edgeps.progress import progress
     from edgeps.runtimes import load
     from edgeps.stream.pipeline import StreamPipeline
-    from edgeps.stream.sources import open_source
+    from edgeps.stream.sources import ImageFolderSource, open_source
     from edgeps.stream.tracker import Tracker
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError(f"--max-frames: expected >= 1, got {args.max_frames}")
+    if args.images_json and not args.coco_dir:
+        raise ConfigError("--images-json: only used with --coco-dir")
     threads = args.threads or default_threads()
     rt = load(args.bundle, backend=args.backend, device=args.device, threads=threads)
     rt.set_postprocess(threshold=args.threshold, stuff_area=args.stuff_area)
     m = rt.manifest
     pp = m.postprocess
     consumers = []
-    source = open_source(args.source)
+    source = open_source(args.source, strict=args.strict)
+    folder = isinstance(source, ImageFolderSource)
+    if args.images_json and not folder:
+        raise ConfigError(f"--images-json: needs an image folder or glob source, not a {source.kind}")
+    pipe = None
+    error: BaseException | None = None
+    interrupted = False
     try:
         if args.show:
             consumers.append(Window(m.categories, pp.label_divisor, pp.void_label))
@@ -90,8 +134,20 @@ def run(args: argparse.Namespace) -> int:
         if args.jsonl:
             consumers.append(JsonLines(args.jsonl, m.categories))
         if args.coco_dir:
-            consumers.append(CocoDump(args.coco_dir, m.categories, pp.label_divisor, pp.void_label))
-        tracker = None if args.no_track else Tracker(m.categories.thing_ids, label_divisor=pp.label_divisor)
+            ids = None
+            if folder:  # a file the images JSON lacks is an error once it proves readable
+                ids = image_ids_for_files([p.name for p in source.paths], args.images_json, require_all=False)
+            where = str(args.images_json or "image ids")
+            consumers.append(CocoDump(args.coco_dir, m.categories, pp.label_divisor, pp.void_label, ids, where))
+        if args.out_dir:
+            if folder:
+                image_ids_for_files([p.name for p in source.paths])  # refuses inputs whose outputs would collide
+            outputs = PerImageOutputs(
+                args.out_dir, m.categories, pp.label_divisor, pp.void_label, args.out_format, args.overlay
+            )
+            consumers.append(outputs)
+        track = args.track or not (args.no_track or folder)
+        tracker = Tracker(m.categories.thing_ids, label_divisor=pp.label_divisor) if track else None
         realtime = {"auto": None, "realtime": True, "record": False}[args.mode]
         pipe = StreamPipeline(
             rt,
@@ -105,21 +161,32 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"edgeps run: {args.bundle} ({rt.info['backend']}, {m.precision}, {m.input.size[0]}x{m.input.size[1]}) on "
             f"{source.kind} {args.source} in {'real-time' if pipe.realtime else 'record'} mode; "
-            f"{cores} cores: inference {threads} thread(s), capture/pre/post/consumers on their own threads"
+            f"{cores} cores: inference {threads} thread(s), capture/pre/post/consumers on their own threads; "
+            f"tracking {'on' if tracker else 'off'}"
         )
-        total = args.max_frames if (args.max_frames and not source.live) else None
+        total = len(source.paths) if folder else None
+        if args.max_frames and not source.live:
+            total = min(total or args.max_frames, args.max_frames)
         try:
             for item in progress(pipe, total=total, desc="frames", enabled=not args.show):
                 for c in consumers:
                     c.consume(item)
         except StopIteration:  # the window asked to stop
-            pipe.stop()
+            pass
         except KeyboardInterrupt:
-            pipe.stop()
+            interrupted = True
             print("interrupted: finishing the files written so far")
+        except Exception as exc:  # a source that failed for good, a stage or a consumer
+            error = exc
     finally:
+        if pipe is not None:
+            pipe.stop()
         for c in consumers:
-            c.close()
+            try:
+                c.close()
+            except Exception as exc:  # the others are still closed
+                logging.getLogger("edgeps.run").error("%s: could not finish: %s", type(c).__name__, exc)
+                error = error or exc
         source.close()
     summary = pipe.summary()
     summary.update(
@@ -130,21 +197,27 @@ def run(args: argparse.Namespace) -> int:
             "input_size": list(m.input.size),
             "threads": threads,
             "source": str(args.source),
+            "tracking": pipe.tracker is not None,
+            "completed": error is None and not interrupted,
+            "error": None if error is None else f"{type(error).__name__}: {error}",
         }
     )
     print(format_summary(summary))
     if args.summary_json:
         write_json(args.summary_json, summary)
-    for path in (args.save, args.jsonl, args.coco_dir):
+    for path in (args.save, args.jsonl, args.coco_dir, args.out_dir):
         if path:
-            print(f"wrote {path}")
-    return 0
+            print(f"wrote {path} ({summary['frames']} frames)")
+    if error is not None:
+        raise error
+    return 130 if interrupted else 0
 
 
 def format_summary(s: dict) -> str:
+    skipped = f", {s['skipped']} unreadable file(s) skipped" if s.get("skipped") else ""
     lines = [
-        f"{s['frames']} frames ({s['captured']} captured, {s['dropped']} dropped, {s['reconnects']} reconnects) in "
-        f"{s['wall_s']:.1f} s: {s['fps']:.1f} FPS ({s['fps_steady']:.1f} FPS after the first frame)",
+        f"{s['frames']} frames ({s['captured']} captured, {s['dropped']} dropped, {s['reconnects']} reconnects"
+        f"{skipped}) in {s['wall_s']:.1f} s: {s['fps']:.1f} FPS ({s['fps_steady']:.1f} FPS after the first frame)",
         f"{'stage':<12}{'p50 ms':>9}{'p90 ms':>9}{'max ms':>9}",
     ]
     for name, p in {**s["stages_ms"], "end-to-end": s["latency_ms"]}.items():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import numpy as np
 from edgeps import LABEL_DIVISOR, VOID_LABEL
 from edgeps.atomic import atomic_path, atomic_write_text
 from edgeps.categories import Categories
-from edgeps.errors import DataNotFoundError, FormatError, InputShapeError
+from edgeps.errors import ConfigError, DataNotFoundError, FormatError, InputShapeError
 from edgeps.io.images import read_rgb
 from edgeps.panoptic import compact_ids, id_to_rgb, rgb_to_id, segments_of
 
@@ -218,3 +218,63 @@ def write_coco_panoptic(
     if images is not None:
         data["images"] = images
     write_json(out_json, data)
+
+
+def image_ids_for_files(
+    file_names: Sequence[str], images_json: str | Path | None = None, *, require_all: bool = True
+) -> dict[str, Any]:
+    """COCO image ids for input files, keyed by file name.
+
+    Args:
+        file_names: the inputs' file names (no folders), in processing order; unique stems.
+        images_json: a COCO JSON with an ``images`` list (``id``, ``file_name``), e.g. the
+            dataset's annotation file. Each input is matched by file name, else by stem
+            (``000139.png`` matches ``000139.jpg``). Ids are kept as they are, strings included.
+        require_all: with ``images_json``, an input it lacks is an error; when False, such an
+            input is left out of the result (the caller decides, e.g. once the file proves
+            readable).
+
+    Returns:
+        ``{file name: image id}``. Without ``images_json``: the numeric stem as an int when
+        every stem is numeric (COCO's ``000000000139.jpg`` -> 139), else the index in sorted
+        file-name order.
+
+    Raises:
+        ConfigError: two inputs share a stem (their outputs would collide), or an input is not
+            in ``images_json``.
+        FormatError: ``images_json`` has no ``images`` list or an entry lacks ``id``/``file_name``.
+    """
+    names = list(file_names)
+    stems: dict[str, str] = {}
+    for name in names:
+        stem = Path(name).stem
+        if stem in stems:
+            raise ConfigError(f"inputs {stems[stem]} and {name} share the stem {stem!r}: their outputs would collide")
+        stems[stem] = name
+    if images_json is not None:
+        data = read_json(images_json)
+        images = data.get("images") if isinstance(data, dict) else None
+        if not isinstance(images, list):
+            raise FormatError(f"{images_json}: missing list field 'images'")
+        by_name: dict[str, Any] = {}
+        by_stem: dict[str, Any] = {}
+        for i, img in enumerate(images):
+            if not isinstance(img, dict) or "id" not in img or "file_name" not in img:
+                raise FormatError(f"{images_json}: images[{i}]: expected an object with 'id' and 'file_name'")
+            file_name = Path(str(img["file_name"])).name
+            by_name[file_name] = img["id"]
+            by_stem.setdefault(Path(file_name).stem, img["id"])
+        out, missing = {}, []
+        for name in names:
+            found = by_name.get(name, by_stem.get(Path(name).stem))
+            if found is None:
+                missing.append(name)
+            else:
+                out[name] = found
+        if missing and require_all:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise ConfigError(f"{images_json}: no image with the file name of {shown}")
+        return out
+    if names and all(Path(n).stem.isdigit() for n in names):
+        return {n: int(Path(n).stem) for n in names}
+    return {n: i for i, n in enumerate(sorted(names))}

@@ -141,7 +141,9 @@ class Capture:
                     continue
                 if image is None:
                     return
-                frame = Frame(self.stats.captured, image, time.monotonic(), self.source.stamp_ns())
+                frame = Frame(
+                    self.stats.captured, image, time.monotonic(), self.source.stamp_ns(), self.source.frame_path()
+                )
                 self.stats.captured += 1
                 if not self._emit(frame):
                     return

@@ -100,6 +100,7 @@ class StreamPipeline:
         self._queues = [queue.Queue(maxsize=max(1, queue_size)) for _ in range(3)]
         self._stop = threading.Event()
         self._error: BaseException | None = None
+        self._source_error: BaseException | None = None
         self._threads: list[threading.Thread] = []
         self.timings: dict[str, deque] = {s: deque(maxlen=_WINDOW) for s in (*STAGES, "latency")}
         self.frames_out = 0
@@ -144,6 +145,16 @@ class StreamPipeline:
             except queue.Full:
                 pass
 
+    def _take_frame(self) -> Frame | None:
+        # A source that ends with an error (a bad file in strict mode, a live source given up)
+        # ends the stream like a clean end, so the frames already read are finished and handed
+        # out; the error is raised once they are.
+        try:
+            return self.capture.get()
+        except Exception as exc:
+            self._source_error = exc
+            return None
+
     def _preprocess(self, frame: Frame) -> _Work:
         t0 = time.perf_counter()
         batch = self.runtime.preprocess(frame.image)
@@ -172,7 +183,7 @@ class StreamPipeline:
     def start(self) -> StreamPipeline:
         q_pre, q_inf, q_out = self._queues
         stages = [
-            ("preprocess", self.capture.get, self._preprocess, q_pre),
+            ("preprocess", self._take_frame, self._preprocess, q_pre),
             ("infer", lambda: self._get(q_pre), self._infer, q_inf),
             ("postprocess", lambda: self._get(q_inf), self._postprocess, q_out),
         ]
@@ -210,6 +221,8 @@ class StreamPipeline:
             self.stop()
         if self._error is not None:
             raise self._error
+        if self._source_error is not None:
+            raise self._source_error
 
     def stop(self) -> None:
         """Stop every stage and release the source (idempotent; called at the end anyway)."""
@@ -224,8 +237,10 @@ class StreamPipeline:
         return [q.qsize() for q in self._queues]
 
     def summary(self) -> dict[str, Any]:
-        """Counters and timings of the run so far (frames, dropped, FPS, ms per stage)."""
+        """Counters and timings of the run so far: frames, dropped, skipped input files (with
+        the reason), FPS, ms per stage."""
         wall = max(self._t_last - self._t_start, 1e-9)
+        skipped = self.source.skipped()
         steady = self.frames_out - 1
         out = {
             "frames": self.frames_out,
@@ -233,6 +248,8 @@ class StreamPipeline:
             "dropped": self.capture.dropped,
             "reconnects": self.capture.stats.reconnects,
             "source_failures": self.capture.stats.failures,
+            "skipped": len(skipped),
+            "skipped_files": [{"file": str(path), "reason": reason} for path, reason in skipped],
             "mode": "realtime" if self.realtime else "record",
             "wall_s": wall,
             "fps": self.frames_out / wall,

@@ -20,6 +20,7 @@ with backoff.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -28,12 +29,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeps.errors import DataNotFoundError, SourceError
+from edgeps.errors import DataNotFoundError, EdgepsError, SourceError
 from edgeps.preprocess import as_bgr
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 OPEN_TIMEOUT_MS = 5000  # network streams: give up opening / reading after this long
 _URL = re.compile(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp)://", re.IGNORECASE)
+log = logging.getLogger("edgeps.stream")
 _ROSBAG = re.compile(r"^(?P<bag>.+?(\.db3|\.mcap)?):(?P<topic>/[^:]*)$")
 
 
@@ -41,12 +43,14 @@ _ROSBAG = re.compile(r"^(?P<bag>.+?(\.db3|\.mcap)?):(?P<topic>/[^:]*)$")
 class Frame:
     """One captured frame: ``index`` counts frames read from the source (reopens included),
     ``time`` is ``time.monotonic()`` at capture, ``stamp_ns`` the source's own time stamp when
-    it has one (rosbag, ROS message), else None."""
+    it has one (rosbag, ROS message), else None; ``path`` the file the frame came from for an
+    image folder or glob, else None."""
 
     index: int
     image: np.ndarray
     time: float
     stamp_ns: int | None = None
+    path: Path | None = None
 
 
 class FrameSource:
@@ -67,6 +71,14 @@ class FrameSource:
     def stamp_ns(self) -> int | None:
         """Time stamp of the frame last read, when the source has its own clock."""
         return None
+
+    def frame_path(self) -> Path | None:
+        """The file the frame last read came from (image folders and globs), else None."""
+        return None
+
+    def skipped(self) -> list[tuple[Path, str]]:
+        """(file, reason) of each input skipped as unreadable so far (image folders and globs)."""
+        return []
 
     def reopen(self) -> None:
         """Open again after a failure (live sources); raises SourceError while it cannot."""
@@ -136,28 +148,63 @@ class CaptureSource(FrameSource):
 
 
 class ImageFolderSource(FrameSource):
-    """Images of a folder (or a glob), in name order; an unreadable image is an error."""
+    """Images of a folder (or a glob), in name order.
+
+    An unreadable or corrupt file is logged as a warning, recorded in :meth:`skipped` and
+    passed over, so one bad file does not lose the rest; with ``strict=True`` it raises
+    :class:`SourceError` instead (the frames before it have been handed out already).
+    16-bit images are scaled to 8 bits; grey and BGRA become BGR.
+    """
 
     kind = "images"
 
-    def __init__(self, spec: str, paths: list[Path]):
+    def __init__(self, spec: str, paths: list[Path], *, strict: bool = False):
         super().__init__(spec)
         if not paths:
             raise SourceError(f"{spec}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
         self.paths = paths
+        self.strict = strict
         self._next = 0
+        self._current: Path | None = None
+        self._skipped: list[tuple[Path, str]] = []
 
-    def read(self) -> np.ndarray | None:
-        if self._next >= len(self.paths):
-            return None
-        path = self.paths[self._next]
-        self._next += 1
+    def _load(self, path: Path) -> np.ndarray:
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if image is None:
-            raise SourceError(f"{path}: not a readable image")
+            reason = "not a readable image" if path.is_file() else "no longer exists"
+            raise SourceError(f"{path}: {reason}")
         if image.dtype != np.uint8:
+            if not np.issubdtype(image.dtype, np.integer):
+                raise SourceError(f"{path}: unsupported pixel type {image.dtype} (expected 8- or 16-bit)")
             image = cv2.convertScaleAbs(image, alpha=255.0 / max(1.0, float(np.iinfo(image.dtype).max)))
-        return as_bgr(image, str(path))
+        try:
+            return as_bgr(image, str(path))
+        except EdgepsError as exc:
+            raise SourceError(str(exc)) from exc
+
+    def read(self) -> np.ndarray | None:
+        while self._next < len(self.paths):
+            path = self.paths[self._next]
+            self._next += 1
+            try:
+                image = self._load(path)
+            except SourceError as exc:
+                if self.strict:
+                    raise
+                reason = str(exc).removeprefix(f"{path}: ")
+                self._skipped.append((path, reason))
+                log.warning("%s: skipped (%s)", path, reason)
+                continue
+            self._current = path
+            return image
+        self._current = None
+        return None
+
+    def frame_path(self) -> Path | None:
+        return self._current
+
+    def skipped(self) -> list[tuple[Path, str]]:
+        return list(self._skipped)
 
 
 def _why(kind: str) -> str:
@@ -176,9 +223,13 @@ def has_gstreamer() -> bool:
     return bool(m and m.group(1).upper().startswith("YES"))
 
 
-def open_source(spec: str | int | os.PathLike) -> FrameSource:
+def open_source(spec: str | int | os.PathLike, *, strict: bool = False) -> FrameSource:
     """Open a frame source from its spec (see the module docstring); raises at once when it
-    cannot be opened, naming the spec and the reason."""
+    cannot be opened, naming the spec and the reason.
+
+    ``strict`` applies to image folders and globs: stop at the first unreadable file instead
+    of skipping it with a warning.
+    """
     if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
         return CaptureSource(str(spec), "camera", int(spec))
     text = os.fspath(spec).strip()
@@ -197,13 +248,15 @@ def open_source(spec: str | int | os.PathLike) -> FrameSource:
         return RosbagSource(text, Path(bag.group("bag")), bag.group("topic"))
     path = Path(text)
     if path.is_dir():
-        return ImageFolderSource(text, sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        return ImageFolderSource(
+            text, sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), strict=strict
+        )
     if any(c in text for c in "*?["):
         return ImageFolderSource(
-            text, sorted(Path(p) for p in glob.glob(text) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+            text, sorted(Path(p) for p in glob.glob(text) if Path(p).suffix.lower() in IMAGE_SUFFIXES), strict=strict
         )
     if not path.exists():
         raise DataNotFoundError(f"source not found: {text} (expected a camera index, file, folder, glob or URL)")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageFolderSource(text, [path])
+        return ImageFolderSource(text, [path], strict=True)
     return CaptureSource(text, "video", text, cv2.CAP_FFMPEG)
