@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     video = args.video
     if video is None:
-        from edgeps.apps.commands.data import write_synth_video
+        from edgeps.data.video import write_synth_video
 
         video = str(Path("out/soak/synth.mp4"))
         if not Path(video).is_file():

@@ -27,7 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgeps.apps.commands.data import write_synth_video
+from edgeps.data.video import write_synth_video
 from edgeps.io.coco_panoptic import load_coco_panoptic, read_id_png
 from edgeps.metrics import PanopticAccumulator
 from edgeps.metrics.tracking import TrackingAccumulator

@@ -21,6 +21,7 @@ from edgeps.formats import FORMATS, PRECISIONS
 from edgeps.io.yaml_file import read_yaml
 from edgeps.postprocess import PostprocessSettings
 from edgeps.preprocess import InputSpec
+from edgeps.validate import check_choice, check_mapping
 
 MANIFEST_NAME = "edgeps.yaml"
 FORMAT_VERSION = 1
@@ -113,39 +114,17 @@ _REQUIRED = (
 _INPUT_KEYS = {"size": list, "resize": str, "channel_order": str, "layout": str, "mean": list, "std": list}
 
 
-def _type_name(t: Any) -> str:
-    if isinstance(t, tuple):
-        return " or ".join(_type_name(x) for x in t)
-    return {dict: "mapping", list: "list", str: "string", int: "integer", type(None): "null"}.get(t, t.__name__)
-
-
-def _check_keys(raw: dict, spec: dict, where: str) -> None:
-    for key, value in raw.items():
-        if key not in spec:
-            raise FormatError(f"{where}: unknown field '{key}' (known: {', '.join(spec)})")
-        expected = spec[key]
-        if isinstance(value, bool) or not isinstance(value, expected):
-            raise FormatError(
-                f"{where}.{key}: expected {_type_name(expected)}, got {type(value).__name__} {value!r}"[:300]
-            )
-
-
 def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
     if not isinstance(raw, dict):
         raise FormatError(f"{where}: expected a mapping at the top level, got {type(raw).__name__}")
-    for key in _REQUIRED:
-        if key not in raw:
-            raise FormatError(f"{where}: missing field '{key}'")
-    _check_keys(raw, _TOP_KEYS, where)
+    check_mapping(raw, _TOP_KEYS, where, required=_REQUIRED, error=FormatError)
     if raw["format_version"] != FORMAT_VERSION:
         raise FormatError(
             f"{where}.format_version: this edgeps reads version {FORMAT_VERSION}, the bundle has "
             f"{raw['format_version']}"
         )
-    if raw["format"] not in FORMATS:
-        raise FormatError(f"{where}.format: expected one of {', '.join(FORMATS)}, got {raw['format']!r}")
-    if raw["precision"] not in PRECISIONS:
-        raise FormatError(f"{where}.precision: expected one of {', '.join(PRECISIONS)}, got {raw['precision']!r}")
+    check_choice(raw["format"], FORMATS, f"{where}.format", error=FormatError)
+    check_choice(raw["precision"], PRECISIONS, f"{where}.precision", error=FormatError)
     if raw["precision"] not in FORMATS[raw["format"]].precisions:
         offered = ", ".join(FORMATS[raw["format"]].precisions)
         raise FormatError(f"{where}.precision: a {raw['format']} bundle is {offered}, got {raw['precision']!r}")
@@ -153,11 +132,9 @@ def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
         categories = Categories.from_list(raw["categories"], where=f"{where}.categories")
     except ValueError as exc:
         raise FormatError(str(exc)) from None
-    inp = raw["input"]
-    _check_keys(inp, _INPUT_KEYS, f"{where}.input")
-    for key in ("size", "mean", "std"):
-        if key not in inp:
-            raise FormatError(f"{where}.input: missing field '{key}'")
+    inp = check_mapping(
+        raw["input"], _INPUT_KEYS, f"{where}.input", required=("size", "mean", "std"), error=FormatError
+    )
     size = inp["size"]
     if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
         raise FormatError(f"{where}.input.size: expected [H, W] positive integers, got {size!r}")
@@ -165,8 +142,7 @@ def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
         vals = inp[key]
         if len(vals) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
             raise FormatError(f"{where}.input.{key}: expected three numbers, got {vals!r}")
-    if inp.get("channel_order", "RGB") not in ("RGB", "BGR"):
-        raise FormatError(f"{where}.input.channel_order: expected RGB or BGR, got {inp['channel_order']!r}")
+    check_choice(inp.get("channel_order", "RGB"), ("RGB", "BGR"), f"{where}.input.channel_order", error=FormatError)
     try:
         spec = InputSpec(
             size=(size[0], size[1]),
@@ -188,9 +164,7 @@ def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
         if not isinstance(index, int) or isinstance(index, bool) or index < 0:
             raise FormatError(
                 f"{where}.outputs.{head}: expected a mapping with an integer 'index' >= 0 (and 'name', 'layout'), "
-                f"got {desc!r}"[
-                    :300
-                ]
+                f"got {desc!r}"[:300]
             )
     indices = [desc["index"] for desc in outputs.values()]
     if len(set(indices)) != len(indices):

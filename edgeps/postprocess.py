@@ -541,27 +541,17 @@ class PostprocessSettings:
     @classmethod
     def from_dict(cls, raw: dict | None, where: str = "postprocess") -> PostprocessSettings:
         from edgeps.errors import ConfigError
+        from edgeps.validate import check_mapping
 
-        if raw is not None and not isinstance(raw, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
-        raw = dict(raw or {})
         kinds = {
-            "threshold": (int, float),
-            "nms_kernel": (int,),
+            "threshold": float,
+            "nms_kernel": int,
             "top_k": (int, type(None)),
-            "stuff_area": (int,),
-            "label_divisor": (int,),
-            "void_label": (int,),
+            "stuff_area": int,
+            "label_divisor": int,
+            "void_label": int,
         }
-        for key, value in raw.items():
-            if key not in kinds:
-                raise ConfigError(f"{where}: unknown key '{key}' (known: {', '.join(kinds)})")
-            if isinstance(value, bool) or not isinstance(value, kinds[key]):
-                names = "/".join(k.__name__ for k in kinds[key])
-                raise ConfigError(f"{where}.{key}: expected {names}, got {value!r}")
-        if not np.isfinite(raw.get("threshold", 0.0)):
-            raise ConfigError(f"{where}.threshold: expected a finite number, got {raw['threshold']!r}")
-        settings = cls(**raw)
+        settings = cls(**check_mapping({} if raw is None else raw, kinds, where))
         try:
             _check_settings(settings.label_divisor, settings.stuff_area, settings.nms_kernel, settings.top_k)
         except InputShapeError as exc:

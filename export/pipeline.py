@@ -24,9 +24,9 @@ from edgeps.errors import ConfigError, EdgepsError, ExportError
 from edgeps.export.job import ExportJob
 from edgeps.export.parity import check_parity, parity_report
 from edgeps.formats import FORMATS, check_export_request
+from edgeps.hashing import file_sha256
 from edgeps.model.deploy import OUTPUT_HEADS, OUTPUT_LAYOUTS
 from edgeps.preprocess import InputSpec
-from edgeps.training.checkpoint import file_sha256
 from edgeps.training.inference import TorchPredictor, model_from_checkpoint
 
 log = logging.getLogger("edgeps.export")

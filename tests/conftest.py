@@ -104,7 +104,7 @@ def onnx_bundle(tiny_checkpoint, tmp_path_factory) -> Path:
 def synth_video(tmp_path_factory) -> Path:
     """A 24-frame 128x256 synthetic street video (mp4v, written with OpenCV) with its
     per-frame ground truth in ``synth_gt/`` (persistent object ids)."""
-    from edgeps.apps.commands.data import write_synth_video
+    from edgeps.data.video import write_synth_video
 
     path = tmp_path_factory.mktemp("video") / "synth.mp4"
     write_synth_video(path, 24, (128, 256), seed=3)

@@ -91,7 +91,7 @@ def test_failed_checkpoint_save_keeps_the_previous_checkpoint(tmp_path):
 
 
 def test_video_writer_stopped_mid_way_leaves_no_video(tmp_path):
-    from edgeps.apps.commands.data import write_synth_video
+    from edgeps.data.video import write_synth_video
 
     def show(items, total, desc):
         for i, item in enumerate(items):

@@ -174,10 +174,10 @@ def _set(path: str, value: object) -> Callable[[dict], None]:
 
 
 MANIFEST_CASES = {
-    "missing-format": (_drop("format"), "missing field 'format'"),
+    "missing-format": (_drop("format"), "missing key 'format'"),
     "missing-outputs-head": (lambda m: m["outputs"].pop("offset"), "outputs: missing head 'offset'"),
-    "extra-field": (_set("colour_space", "sRGB"), "unknown field 'colour_space'"),
-    "extra-input-field": (_set("input.gamma", 2.2), "input: unknown field 'gamma'"),
+    "extra-field": (_set("colour_space", "sRGB"), "unknown key 'colour_space'"),
+    "extra-input-field": (_set("input.gamma", 2.2), "input: unknown key 'gamma'"),
     "wrong-type-precision": (_set("precision", 8), "precision: expected string, got int"),
     "wrong-type-size": (_set("input.size", "64x128"), "input.size: expected list, got str"),
     "wrong-size-values": (_set("input.size", [64, -1]), "input.size: expected [H, W] positive integers"),
@@ -474,7 +474,15 @@ def test_unreadable_image_in_a_folder_source(tmp_path, frame):
 
     cv2.imwrite(str(tmp_path / "000.png"), frame)
     (tmp_path / "001.png").write_text("not a png")
+    cv2.imwrite(str(tmp_path / "002.png"), frame)
+    # by default the bad file is skipped and named; the files after it are still read
     src = open_source(str(tmp_path))
+    assert src.read().shape == frame.shape and src.frame_path().name == "000.png"
+    assert src.read().shape == frame.shape and src.frame_path().name == "002.png"
+    assert src.read() is None
+    assert [(p.name, why) for p, why in src.skipped()] == [("001.png", "not a readable image")]
+    # strict: an error naming the file
+    src = open_source(str(tmp_path), strict=True)
     assert src.read().shape == frame.shape
     _raises(SourceError, src.read, "001.png", "not a readable image")
 
@@ -503,11 +511,11 @@ CONFIG_CASES = {
     "wrong-type-int": (
         "schedule: {batch_size: four}\n",
         ConfigError,
-        "schedule.batch_size: expected an integer, got 'four'",
+        "schedule.batch_size: expected integer, got str 'four'",
     ),
-    "wrong-type-bool": ("data: {flip: 1}\n", ConfigError, "data.flip: expected true/false, got 1"),
-    "wrong-type-pair": ("data: {crop: 256}\n", ConfigError, "data.crop: expected a list of 2 values"),
-    "wrong-type-postprocess": ("postprocess: {top_k: many}\n", ConfigError, "postprocess.top_k: expected int/NoneType"),
+    "wrong-type-bool": ("data: {flip: 1}\n", ConfigError, "data.flip: expected boolean, got int 1"),
+    "wrong-type-pair": ("data: {crop: 256}\n", ConfigError, "data.crop: expected list, got int 256"),
+    "wrong-type-postprocess": ("postprocess: {top_k: many}\n", ConfigError, "postprocess.top_k: expected integer or null"),
     "nan-threshold": (
         "postprocess: {threshold: .nan}\n",
         ConfigError,

@@ -65,11 +65,11 @@ def _bundle(first_run) -> Path:
 
 
 def test_checkpoint_run_exports_into_cache_then_reuses_it(first_run, tiny_checkpoint, monkeypatch, capsys):
-    from edgeps.apps.bench.cache import checkpoint_sha256
+    from edgeps.hashing import file_sha256
 
     assert "[export 1/1] onnx-fp32 64x128" in first_run["stderr"]
     bundle = _bundle(first_run)
-    sha = checkpoint_sha256(tiny_checkpoint)
+    sha = file_sha256(tiny_checkpoint)
     assert bundle == first_run["cache"] / sha[:12] / "64x128" / "onnx-fp32"
     assert (bundle / "edgeps.yaml").is_file()
 
@@ -220,20 +220,3 @@ def test_runtime_only_worker_never_has_torch(first_run, tmp_path):
     assert main(["bench", "--bundle", str(_bundle(first_run)), "--python", str(py), *ITERS, "--json", str(out)]) == 0
     (row,) = json.loads(out.read_text())["results"]
     assert row["torch_imported"] is False and "torch" not in row["versions"] and row["peak_rss_mb"] > 0
-
-
-def test_bench_runtime_kept_for_old_callers():
-    import numpy as np
-
-    from edgeps.apps.commands.bench import bench_runtime
-    from edgeps.result import PanopticResult
-
-    class Fake:
-        def predict(self, frame):
-            return PanopticResult(
-                np.zeros(frame.shape[:2], np.int32), timings={"preprocess": 1.0, "infer": 2.0, "postprocess": 0.5}
-            )
-
-    r = bench_runtime(Fake(), [np.zeros((4, 4, 3), np.uint8)], 5, 1)
-    assert r["infer_ms"] == 2.0 and r["infer_fps"] == pytest.approx(500.0) and r["fps"] > 0
-    assert set(r["latency_ms"]) == set(STAGES)

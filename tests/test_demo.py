@@ -107,7 +107,7 @@ def test_second_run_reuses_model_bundles_and_video(demo_run, capsys):
 
 
 def test_an_export_that_failed_for_this_checkpoint_is_not_tried_again(demo_run, capsys):
-    from edgeps.training.checkpoint import file_sha256
+    from edgeps.hashing import file_sha256
 
     out, argv, _, _ = demo_run
     sha = file_sha256(out / "train" / "checkpoints" / "best.pt")

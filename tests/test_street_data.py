@@ -12,8 +12,8 @@ import pytest
 
 from edgeps import LABEL_DIVISOR, VOID_LABEL
 from edgeps.apps.cli import main
-from edgeps.apps.commands.data import dataset_stats
 from edgeps.data.datasets import SynthDataset
+from edgeps.data.stats import dataset_stats
 from edgeps.data.street import (
     DEFAULT_N_THINGS,
     MIN_INSTANCE_FRACTION,

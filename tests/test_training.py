@@ -71,7 +71,7 @@ def test_default_config_loads():
     [
         ({"data": {"crop": [256]}}, r"data\.crop: expected a list of 2"),
         ({"data": {"input_sise": [1, 2]}}, r"data: unknown key 'input_sise'"),
-        ({"schedule": {"batch_size": "8"}}, r"schedule\.batch_size: expected an integer"),
+        ({"schedule": {"batch_size": "8"}}, r"schedule\.batch_size: expected integer, got str"),
         ({"loss": {"semantic_top_k": 2.0}}, r"loss\.semantic_top_k"),
         ({"model": {"neck": "fcn"}}, r"model.*neck"),
         ({"postprocess": {"nms_kernel": 4}}, r"postprocess.*nms_kernel"),

@@ -9,7 +9,6 @@ has none). Only the export imports torch; the measuring happens elsewhere.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeps.errors import ConfigError, DataNotFoundError, EdgepsError
+from edgeps.hashing import file_sha256
 
 log = logging.getLogger("edgeps.bench")
 
@@ -33,18 +33,6 @@ class MatrixEntry:
     path: Path
     cached: bool
     error: str | None = None
-
-
-def checkpoint_sha256(path: str | Path) -> str:
-    """sha256 of the checkpoint file (hashlib only: no torch needed to key the cache)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"--checkpoint: file not found: {path}")
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def cache_dir(cache: str | Path | None, sha: str, size: tuple[int, int]) -> Path:
@@ -98,7 +86,9 @@ def ensure_matrix(
             raise ConfigError(f"--formats: unknown format '{f}' (known: {', '.join(FORMATS)})")
     if not sizes:
         raise ConfigError("--sizes: at least one HxW is needed with --checkpoint")
-    sha = checkpoint_sha256(checkpoint)
+    if not Path(checkpoint).is_file():
+        raise DataNotFoundError(f"--checkpoint: file not found: {checkpoint}")
+    sha = file_sha256(checkpoint)
     entries: list[MatrixEntry] = []
     for size in sizes:
         folder = cache_dir(cache, sha, size)

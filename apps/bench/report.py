@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from edgeps import __version__
 from edgeps.atomic import atomic_write_text
 from edgeps.errors import DataNotFoundError, FormatError
+from edgeps.validate import check_mapping
 
 SCHEMA = "edgeps-bench/1"
 STAGES = ("total", "preprocess", "infer", "postprocess")
@@ -63,33 +65,8 @@ def build_report(device: dict[str, Any], config: dict[str, Any], results: list[d
     return obj
 
 
-def _type_name(t: Any) -> str:
-    ts = t if isinstance(t, tuple) else (t,)
-    return " or ".join(
-        "null"
-        if x is type(None)
-        else {
-            "str": "string",
-            "int": "integer",
-            "float": "number",
-            "list": "array",
-            "dict": "object",
-            "bool": "boolean",
-        }.get(x.__name__, x.__name__)
-        for x in ts
-    )
-
-
 def _check_fields(obj: Any, fields: dict[str, Any], where: str, src: str) -> None:
-    if not isinstance(obj, dict):
-        raise FormatError(f"{src}: '{where}' must be an object, got {type(obj).__name__}")
-    for key, typ in fields.items():
-        if key not in obj:
-            raise FormatError(f"{src}: missing field '{where}.{key}'")
-        val = obj[key]
-        # bool is an int in Python: do not let true pass as a number (or 1 as a bool)
-        if (isinstance(val, bool) and typ is not bool) or not isinstance(val, typ):
-            raise FormatError(f"{src}: field '{where}.{key}' must be {_type_name(typ)}, got {json.dumps(val)[:60]}")
+    check_mapping(obj, fields, f"{src}: {where}", required=fields, allow_unknown=True, error=FormatError)
 
 
 def validate_bench_json(obj: Any, source: str = "bench JSON") -> None:
@@ -249,3 +226,50 @@ def format_compare(a: dict[str, Any], b: dict[str, Any], names: Sequence[str] = 
         "ratios are B/A: FPS > 1 means B is faster, p99 latency < 1 means B is faster; '-' = bundle only on one side"
     )
     return "\n".join(lines)
+
+
+def run_config(
+    *,
+    threads: int | None,
+    warmup: int,
+    iters: int,
+    data: str,
+    frames: int,
+    device: str = "cpu",
+    isolation: str = "subprocess",
+    python: str | Path | None = None,
+) -> dict[str, Any]:
+    """The ``config`` block of the bench JSON: how the rows were measured."""
+    return {
+        "threads": threads,
+        "warmup": warmup,
+        "iters": iters,
+        "data": data,
+        "frames": frames,
+        "device": device,
+        "isolation": isolation,
+        "python": str(python or sys.executable),
+    }
+
+
+def publish(
+    results: list[dict[str, Any]], config: dict[str, Any], json_out: Path | None, chart: Path | None
+) -> dict[str, Any]:
+    """The bench report of measured rows: the table on screen, the JSON, the PNG chart (one
+    place, so ``edgeps demo``, which measures each bundle right after streaming it, reports
+    exactly as ``edgeps bench`` does)."""
+    from edgeps.apps.bench.device import describe_device
+
+    report = build_report(describe_device(), config, results)
+    print(format_table(report))
+    if json_out:
+        write_json_atomic(json_out, report)
+        print(f"json: {json_out}")
+    if chart:
+        from edgeps.apps.bench.chart import write_chart
+
+        write_chart(
+            chart, [("this run", report)], title=f"edgeps bench: FPS per bundle ({report['device']['cpu_model'][:50]})"
+        )
+        print(f"chart: {chart}")
+    return report

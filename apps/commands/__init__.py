@@ -1,6 +1,7 @@
 """One module per ``edgeps`` subcommand.
 
-Each module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
+Each module defines ``add_arguments(parser)`` and ``run(args) -> int``; its name and help line
+are the row of :data:`COMMANDS`.
 The CLI imports a command's module only when that command runs, so ``edgeps --help`` never
 pulls in torch or a backend.
 """

@@ -20,11 +20,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgeps.apps.bench.measure import bench_runtime  # noqa: F401 - kept importable from here
-
-NAME = "bench"
-HELP = "latency/FPS of bundles (preprocess, infer, postprocess) on the same frames"
-
 log = logging.getLogger("edgeps.bench")
 
 
@@ -95,10 +90,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--chart", type=Path, help="PNG chart path (default: next to --json)")
 
 
-def _split(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
 def _chart_path(args: argparse.Namespace) -> Path | None:
     if args.chart:
         return args.chart
@@ -140,21 +131,22 @@ def _run_compare(args: argparse.Namespace) -> int:
 
 def _matrix_bundles(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
     """Export/reuse the checkpoint matrix; (bundle folders, error lines)."""
+    from edgeps.apps.arguments import parse_size, split_list
     from edgeps.apps.bench.cache import ensure_matrix
-    from edgeps.apps.commands.data import parse_size
 
     if args.sizes:
-        sizes = [parse_size(s) for s in _split(args.sizes)]
+        sizes = [parse_size(s) for s in split_list(args.sizes)]
     else:
         from edgeps.training.checkpoint import load_checkpoint
 
         sizes = [tuple(int(v) for v in load_checkpoint(args.checkpoint)["config"]["data"]["input_size"])]
-    entries = ensure_matrix(args.checkpoint, _split(args.formats), _split(args.precisions), sizes, args.cache)
+    entries = ensure_matrix(args.checkpoint, split_list(args.formats), split_list(args.precisions), sizes, args.cache)
     errors = [f"{e.format}-{e.precision} {e.size[0]}x{e.size[1]}: {e.error}" for e in entries if e.error]
     return [e.path for e in entries if not e.error], errors
 
 
 def run(args: argparse.Namespace) -> int:
+    from edgeps.apps.bench.report import publish, run_config
     from edgeps.errors import ConfigError, DataNotFoundError
 
     if args.compare:
@@ -230,51 +222,3 @@ def run(args: argparse.Namespace) -> int:
         print("export failures (not measured):\n  " + "\n  ".join(errors), file=sys.stderr)
         return 1
     return 0
-
-
-def run_config(
-    *,
-    threads: int | None,
-    warmup: int,
-    iters: int,
-    data: str,
-    frames: int,
-    device: str = "cpu",
-    isolation: str = "subprocess",
-    python: str | Path | None = None,
-) -> dict[str, Any]:
-    """The ``config`` block of the bench JSON: how the rows were measured."""
-    return {
-        "threads": threads,
-        "warmup": warmup,
-        "iters": iters,
-        "data": data,
-        "frames": frames,
-        "device": device,
-        "isolation": isolation,
-        "python": str(python or sys.executable),
-    }
-
-
-def publish(
-    results: list[dict[str, Any]], config: dict[str, Any], json_out: Path | None, chart: Path | None
-) -> dict[str, Any]:
-    """The bench report of measured rows: the table on screen, the JSON, the PNG chart (one
-    place, so ``edgeps demo``, which measures each bundle right after streaming it, reports
-    exactly as ``edgeps bench`` does)."""
-    from edgeps.apps.bench.device import describe_device
-    from edgeps.apps.bench.report import build_report, format_table, write_json_atomic
-
-    report = build_report(describe_device(), config, results)
-    print(format_table(report))
-    if json_out:
-        write_json_atomic(json_out, report)
-        print(f"json: {json_out}")
-    if chart:
-        from edgeps.apps.bench.chart import write_chart
-
-        write_chart(
-            chart, [("this run", report)], title=f"edgeps bench: FPS per bundle ({report['device']['cpu_model'][:50]})"
-        )
-        print(f"chart: {chart}")
-    return report

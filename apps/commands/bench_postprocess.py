@@ -17,8 +17,6 @@ from edgeps.postprocess import find_instance_centers, panoptic_from_heads
 
 THING_IDS = tuple(SYNTH_CATEGORIES.thing_ids)
 
-NAME = "bench-postprocess"
-HELP = "time the post-processing on synthetic heads"
 
 N_LOGIT_CLASSES = 19  # Cityscapes-sized logits for the argmax cost
 

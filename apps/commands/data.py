@@ -23,12 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeps import LABEL_DIVISOR, VOID_LABEL
-from edgeps.atomic import atomic_path
-from edgeps.errors import ConfigError, FormatError
-
-NAME = "data"
-HELP = "write synthetic street data (images, video, COCO-panoptic GT, Cityscapes / COCO layouts); dataset statistics"
+from edgeps.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,17 +77,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stats.add_argument("--n", type=int, help="measure only the first N images")
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``HxW`` -> (H, W); both sides >= 16."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"--size: expected HxW such as 512x1024, got {text!r}") from None
-    if h < 16 or w < 16:
-        raise ConfigError(f"--size: each side must be >= 16, got {text!r}")
-    return h, w
-
-
 def run(args: argparse.Namespace) -> int:
     if args.data_command == "synth":
         return _run_synth(args)
@@ -101,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- synth
 def _run_synth(args: argparse.Namespace) -> int:
+    from edgeps.apps.arguments import parse_size
     from edgeps.data.street import SYNTH_VAL_SEED_BASE
     from edgeps.data.synth_layouts import (
         LAYOUT_FORMATS,
@@ -109,6 +94,7 @@ def _run_synth(args: argparse.Namespace) -> int:
         synth_seeds,
         write_synth_layout,
     )
+    from edgeps.data.video import write_synth_video
     from edgeps.progress import progress
 
     size = parse_size(args.size)
@@ -190,89 +176,9 @@ def write_synth_set(
     write_coco_panoptic(out / "panoptic.json", out / "panoptic", entries(), SYNTH_CATEGORIES, images=images)
 
 
-def write_synth_video(
-    path: Path, frames: int, size: tuple[int, int], seed: int, *, fps: float = 15.0, show: Any = None
-) -> Path:
-    """Render ``render_video(seed)`` to ``path`` (mp4v) and its ground truth to ``PATH_gt/``.
-
-    The mp4 is written under a temporary name and renamed, so a stopped run never leaves a
-    truncated video under the final name. Returns the ground-truth folder.
-    """
-    import cv2
-
-    from edgeps.data.street import render_video
-    from edgeps.data.synthetic import SYNTH_CATEGORIES
-    from edgeps.io.coco_panoptic import panoptic_to_coco, write_coco_panoptic
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    gt = path.with_name(path.stem + "_gt")
-    h, w = size
-    images: list[dict] = []
-
-    def entries() -> Iterator[tuple[int, str, np.ndarray, list[dict]]]:
-        scenes = render_video(seed, size, frames)
-        for s in scenes if show is None else show(scenes, total=frames, desc="rendering video"):
-            writer.write(s.image)
-            name = f"{s.frame:06d}.png"
-            images.append({"id": s.frame, "file_name": name, "frame": s.frame, "height": h, "width": w})
-            yield (s.frame, name, *panoptic_to_coco(s.panoptic, SYNTH_CATEGORIES))
-
-    with atomic_path(path) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-        if not writer.isOpened():
-            raise FormatError(f"{path}: OpenCV cannot write mp4 video (no mp4v encoder in this build)")
-        try:
-            write_coco_panoptic(gt / "panoptic.json", gt / "panoptic", entries(), SYNTH_CATEGORIES, images=images)
-        finally:
-            writer.release()
-    return gt
-
-
-# ----------------------------------------------------------------------------- stats
-def dataset_stats(dataset: Any, n: int | None = None) -> dict[str, float]:
-    """Mean thing-pixel fraction, fraction of images with occlusion, mean instances per image.
-
-    Occlusion is exact for synthetic scenes (two visible instances whose drawn shapes
-    overlap); for other data, where hidden shapes are unknown, it is approximated by two
-    instances touching (4-neighbour pixels).
-    """
-    count = len(dataset) if n is None else min(n, len(dataset))
-    if count < 1:
-        raise ConfigError("the dataset has no images to measure")
-    things = np.asarray(dataset.categories.thing_ids, np.int64)
-    fractions, occluded, instances, exact = [], [], [], True
-    for i in range(count):
-        s = dataset[i]
-        pan = s.panoptic.astype(np.int64)
-        cls = np.where(pan == VOID_LABEL, -1, pan // LABEL_DIVISOR)
-        is_thing = np.isin(cls, things)
-        inst = np.where(is_thing & (pan % LABEL_DIVISOR > 0), pan, -1)
-        fractions.append(float(is_thing.mean()))
-        instances.append(len(np.unique(inst[inst >= 0])))
-        if s.occlusion is None:
-            exact = False
-            occluded.append(_touching(inst))
-        else:
-            occluded.append(bool(s.occlusion))
-    return {
-        "images": count,
-        "thing_fraction": float(np.mean(fractions)),
-        "occlusion_fraction": float(np.mean(occluded)),
-        "instances_per_image": float(np.mean(instances)),
-        "occlusion_exact": exact,
-    }
-
-
-def _touching(inst: np.ndarray) -> bool:
-    """Do two different instances share a 4-neighbour edge?"""
-    a, b = inst[:, 1:], inst[:, :-1]
-    c, d = inst[1:, :], inst[:-1, :]
-    return bool(np.any((a >= 0) & (b >= 0) & (a != b)) or np.any((c >= 0) & (d >= 0) & (c != d)))
-
-
 def _run_stats(args: argparse.Namespace) -> int:
     from edgeps.data.datasets import open_dataset
+    from edgeps.data.stats import dataset_stats
 
     if args.n is not None and args.n < 1:
         raise ConfigError(f"--n: expected >= 1, got {args.n}")

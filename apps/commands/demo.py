@@ -29,9 +29,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-NAME = "demo"
-HELP = "train, export every backend, stream the synthetic video, PQ per backend and benchmark (no download)"
-
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 log = logging.getLogger("edgeps.demo")
@@ -105,8 +102,8 @@ def export_all(checkpoint: Path, out: Path, formats: list[str], precisions: list
     from edgeps.errors import EdgepsError
     from edgeps.export.pipeline import export_bundles
     from edgeps.formats import BACKENDS, FORMATS
+    from edgeps.hashing import file_sha256
     from edgeps.io.coco_panoptic import write_json
-    from edgeps.training.checkpoint import file_sha256
 
     sha = file_sha256(checkpoint)
     stamp = {"checkpoint_sha256": sha, "target": target}
@@ -256,9 +253,10 @@ def stream_bundle(
 
 
 def run(args: argparse.Namespace) -> int:
+    from edgeps.apps.arguments import parse_size
     from edgeps.apps.bench.measure import load_frames, measure_in_worker, save_frames
-    from edgeps.apps.commands.bench import publish, run_config
-    from edgeps.apps.commands.data import parse_size, write_synth_video
+    from edgeps.apps.bench.report import publish, run_config
+    from edgeps.data.video import write_synth_video
     from edgeps.io.coco_panoptic import write_json
 
     t_start = time.perf_counter()

@@ -6,9 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-NAME = "eval"
-HELP = "PQ/SQ/RQ and mIoU of a checkpoint or bundles on synth:val or a COCO-panoptic folder"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)

@@ -10,9 +10,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-NAME = "eval-coco"
-HELP = "PQ/SQ/RQ of COCO-panoptic predictions against ground truth"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gt-json", required=True, type=Path, help="ground-truth COCO panoptic JSON")

@@ -7,9 +7,6 @@ import logging
 import sys
 from pathlib import Path
 
-NAME = "export"
-HELP = "export a checkpoint to bundles (one per format and precision) with calibration and a parity gate"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from edgeps.formats import FORMATS, PRECISIONS, formats_help
@@ -47,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeps.apps.commands.data import parse_size
+    from edgeps.apps.arguments import parse_size
     from edgeps.export.pipeline import ExportFailed, export_bundles
 
     logging.getLogger("edgeps").setLevel(logging.INFO)

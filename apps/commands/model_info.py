@@ -10,10 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from edgeps.apps.commands.data import parse_size
-
-NAME = "model-info"
-HELP = "parameters and GFLOPs of a model config"
+from edgeps.apps.arguments import parse_size
 
 DEFAULT_NUM_CLASSES = 19  # Cityscapes, when neither the config nor --num-classes gives one
 

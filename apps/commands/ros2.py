@@ -15,9 +15,6 @@ import yaml
 
 from edgeps.errors import ConfigError
 
-NAME = "ros2"
-HELP = "ROS 2 node: subscribe to sensor_msgs/Image, publish panoptic/semantic/overlay/segments"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

@@ -10,9 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-NAME = "train"
-HELP = "train a model from a YAML config (configs/*.yaml)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, type=Path, help="training config YAML, e.g. configs/synth.yaml")

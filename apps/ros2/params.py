@@ -19,6 +19,7 @@ from typing import Any
 from edgeps.errors import ConfigError
 from edgeps.io.yaml_file import read_yaml
 from edgeps.postprocess import PostprocessSettings
+from edgeps.validate import check_choice, check_value
 
 NODE_NAME = "edgeps_panoptic"
 QOS_CHOICES = ("reliable", "sensor_data")
@@ -64,14 +65,6 @@ class NodeParams:
 DEFAULTS: dict[str, Any] = {f.name: ("" if f.name == "bundle" else f.default) for f in dataclasses.fields(NodeParams)}
 
 
-def _check_type(name: str, value: Any, kind: type) -> Any:
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)  # a YAML "1" for a float parameter is fine
-    if kind is not bool and isinstance(value, bool) or not isinstance(value, kind):
-        raise ConfigError(f"parameter '{name}': expected {kind.__name__}, got {type(value).__name__} {value!r}")
-    return value
-
-
 def params_from_dict(raw: dict[str, Any]) -> NodeParams:
     """Validate parameter values (missing ones take their defaults); raises ConfigError naming
     the first bad parameter. Checks the bundle folder exists, not that it loads."""
@@ -84,7 +77,7 @@ def params_from_dict(raw: dict[str, Any]) -> NodeParams:
         kind = {"str": str, "int": int, "float": float, "bool": bool}[
             f.type if isinstance(f.type, str) else f.type.__name__
         ]
-        values[f.name] = _check_type(f.name, value, kind)
+        values[f.name] = check_value(value, kind, f"parameter '{f.name}'")
     p = NodeParams(**values)
     if not p.bundle:
         raise ConfigError("parameter 'bundle': required (a bundle folder with edgeps.yaml, from `edgeps export`)")
@@ -92,13 +85,8 @@ def params_from_dict(raw: dict[str, Any]) -> NodeParams:
         raise ConfigError(f"parameter 'bundle': folder not found: {p.bundle}")
     if p.threads < 0:
         raise ConfigError(f"parameter 'threads': expected >= 0 (0: the backend's default), got {p.threads}")
-    if p.qos not in QOS_CHOICES:
-        raise ConfigError(f"parameter 'qos': expected one of {', '.join(QOS_CHOICES)}, got {p.qos!r}")
-    if p.semantic_encoding not in SEMANTIC_ENCODINGS:
-        raise ConfigError(
-            f"parameter 'semantic_encoding': expected one of {', '.join(SEMANTIC_ENCODINGS)}, got "
-            f"{p.semantic_encoding!r}"
-        )
+    check_choice(p.qos, QOS_CHOICES, "parameter 'qos'")
+    check_choice(p.semantic_encoding, SEMANTIC_ENCODINGS, "parameter 'semantic_encoding'")
     if not p.image_topic or any(c.isspace() for c in p.image_topic):
         raise ConfigError(f"parameter 'image_topic': expected a topic name, got {p.image_topic!r}")
     if not p.device:

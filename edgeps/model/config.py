@@ -7,11 +7,11 @@ falls back to a default.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from edgeps.errors import ConfigError
+from edgeps.validate import check_mapping
 
 NECKS = ("deeplab", "fpn")
 ACTIVATIONS = ("relu", "relu6", "hardswish")
@@ -57,14 +57,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: Any, where: str = "model") -> ModelConfig:
         """Build from a YAML mapping; unknown keys and wrong types raise ConfigError."""
-        if not isinstance(d, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
-        known = [f.name for f in fields(cls)]
-        for key in d:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
-                raise ConfigError(f"{where}: unknown key '{key}'{hint}")
+        check_mapping(d, {f.name: object for f in fields(cls)}, where)  # a mapping of known keys
         if "num_classes" not in d:
             raise ConfigError(f"{where}.num_classes: required (number of semantic classes)")
         return cls(**{key: _check(key, value, where) for key, value in d.items()})

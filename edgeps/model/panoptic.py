@@ -15,8 +15,6 @@ from edgeps.model.necks import build_neck, resize_to
 
 log = logging.getLogger(__name__)
 
-OUTPUT_KEYS = ("semantic", "center", "offset")
-
 
 class PanopticModel(nn.Module):
     """Panoptic-DeepLab-lite (or EfficientPS-lite with ``neck="fpn"``) for one ModelConfig.
@@ -73,4 +71,4 @@ def build_model(cfg: ModelConfig) -> PanopticModel:
     return model
 
 
-__all__ = ["OUTPUT_KEYS", "PanopticModel", "build_model"]
+__all__ = ["PanopticModel", "build_model"]

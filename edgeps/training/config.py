@@ -6,7 +6,6 @@ says what was expected, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from edgeps.errors import ConfigError
 from edgeps.io.yaml_file import read_yaml
 from edgeps.postprocess import PostprocessSettings
+from edgeps.validate import check_choice, check_mapping, check_value
 
 
 @dataclass
@@ -92,55 +92,54 @@ def _plain(d: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-def _build_section(cls: type, raw: Any, where: str) -> Any:
+def _build_section(cls: type, raw: Any, where: str, section: str) -> Any:
+    """The ``section`` dataclass from its mapping; each field's type is its default's type."""
     if raw is None:
         return cls()
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    known = {f.name: f for f in fields(cls)}
-    values = {}
     defaults = cls()
-    for key, value in raw.items():
-        if key not in known:
-            raise ConfigError(f"{where}: unknown key '{key}' (known: {', '.join(known)})")
-        default = getattr(defaults, key)
-        values[key] = _coerce(value, default, f"{where}.{key}")
-    return cls(**values)
+    kinds = {}
+    for f in fields(cls):
+        default = getattr(defaults, f.name)
+        kinds[f.name] = (list, tuple) if isinstance(default, tuple) else type(default)
+    checked = check_mapping(raw, kinds, where)
+    return cls(
+        **{
+            key: _check_range(value, getattr(defaults, key), f"{where}.{key}", f"{section}.{key}")
+            for key, value in checked.items()
+        }
+    )
 
 
-def _coerce(value: Any, default: Any, where: str) -> Any:
+def _check_range(value: Any, default: Any, where: str, name: str) -> Any:
+    """Rules beyond the type for field ``name`` (``section.key``): counts >= 0 (or the
+    field's sentinel), numbers >= 0, non-empty strings among the field's choices, lists of
+    the default's length with values > 0."""
     if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
         return value
     if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        low = _MIN_INT.get(where.split(": ")[-1], 0)
+        low = _MIN_INT.get(name, 0)
         if value < low:
             raise ConfigError(f"{where}: expected >= {low}, got {value}")
         return value
     if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         if value < 0:
             raise ConfigError(f"{where}: expected >= 0, got {value}")
-        return float(value)
-    if isinstance(default, str):
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
-        choices = _CHOICES.get(where.split(": ")[-1])  # "schedule.amp" of "f.yaml: schedule.amp"
-        if choices and value not in choices:
-            raise ConfigError(f"{where}: expected one of {', '.join(choices)}, got {value!r}")
         return value
-    if isinstance(default, tuple):
-        if not isinstance(value, (list, tuple)) or len(value) != len(default):
-            raise ConfigError(f"{where}: expected a list of {len(default)} values, got {value!r}")
-        items = tuple(_coerce(v, d, where) for v, d in zip(value, default))
-        if any(v <= 0 for v in items):
-            raise ConfigError(f"{where}: values must be > 0, got {list(items)}")
-        return items
-    raise ConfigError(f"{where}: unsupported value {value!r}")
+    if isinstance(default, str):
+        if not value:
+            raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
+        if name in _CHOICES:
+            check_choice(value, _CHOICES[name], where)
+        return value
+    if len(value) != len(default):
+        raise ConfigError(f"{where}: expected a list of {len(default)} values, got {list(value)!r}")
+    items = tuple(
+        _check_range(check_value(v, type(d), f"{where}[{i}]"), d, where, name)
+        for i, (v, d) in enumerate(zip(value, default))
+    )
+    if any(v <= 0 for v in items):
+        raise ConfigError(f"{where}: values must be > 0, got {list(items)}")
+    return items
 
 
 def config_from_dict(raw: Any, where: str = "config") -> TrainConfig:
@@ -161,9 +160,9 @@ def config_from_dict(raw: Any, where: str = "config") -> TrainConfig:
     )
     cfg = TrainConfig(
         model=dict(model),
-        data=_build_section(DataConfig, raw.get("data"), f"{where}: data"),
-        schedule=_build_section(ScheduleConfig, raw.get("schedule"), f"{where}: schedule"),
-        loss=_build_section(LossConfig, raw.get("loss"), f"{where}: loss"),
+        data=_build_section(DataConfig, raw.get("data"), f"{where}: data", "data"),
+        schedule=_build_section(ScheduleConfig, raw.get("schedule"), f"{where}: schedule", "schedule"),
+        loss=_build_section(LossConfig, raw.get("loss"), f"{where}: loss", "loss"),
         postprocess=PostprocessSettings.from_dict(raw.get("postprocess"), where=f"{where}: postprocess"),
     )
     if cfg.schedule.batch_size < 1:

@@ -39,7 +39,7 @@ def test_example_params_file_is_valid_apart_from_its_bundle_path(ros2_bundle):
     [
         ({"qos": "fast"}, "parameter 'qos': expected one of reliable, sensor_data, got 'fast'"),
         ({"threads": -2}, "parameter 'threads': expected >= 0"),
-        ({"threads": "two"}, "parameter 'threads': expected int, got str 'two'"),
+        ({"threads": "two"}, "parameter 'threads': expected integer, got str 'two'"),
         ({"threshold": 1.5}, "parameter 'threshold': a center-heatmap threshold in [0, 1]"),
         ({"nms_kernel": 4}, "parameter 'nms_kernel': a positive odd integer"),
         ({"publish_overlay": "yes"}, "parameter 'publish_overlay': expected bool"),
