@@ -515,7 +515,11 @@ CONFIG_CASES = {
     ),
     "wrong-type-bool": ("data: {flip: 1}\n", ConfigError, "data.flip: expected boolean, got int 1"),
     "wrong-type-pair": ("data: {crop: 256}\n", ConfigError, "data.crop: expected list, got int 256"),
-    "wrong-type-postprocess": ("postprocess: {top_k: many}\n", ConfigError, "postprocess.top_k: expected integer or null"),
+    "wrong-type-postprocess": (
+        "postprocess: {top_k: many}\n",
+        ConfigError,
+        "postprocess.top_k: expected integer or null",
+    ),
     "nan-threshold": (
         "postprocess: {threshold: .nan}\n",
         ConfigError,
