@@ -31,11 +31,8 @@ OPSET = 18
 # Conv weights (by name) whose convs, and everything after them, stay float in int8 exports.
 KEEP_FLOAT = (".predictor.",)
 # Convs (by weight name) that stay float on their own: the stem conv and the first inverted
-# residual block, at half the input resolution. Measured on the demo model (662 steps, cpu-vnni,
-# 8 held-out images): all int8 97.38 % class agreement (under the 98 % gate); stem conv float
-# 98.02 %; block 1 float 99.34 %; both 99.50 %; percentile 99.999 / entropy / min-max ranges or
-# 64 calibration images instead 97.53 / 96.55 / 96.03 / 97.32 %. The cost is within noise (1
-# thread, 256x512: 58.6 ms all int8, 53.9 ms with both float, in one alternating run).
+# residual block, at half the input resolution; quantized, they cost the most class agreement
+# (the variants tried are in docs/measurements.md).
 FLOAT_STEM = (".encoder.features.0.", ".encoder.features.1.")
 
 

@@ -1,7 +1,7 @@
 """OpenVINO export: DeployModel (BN folded, ArgMax in the graph) -> model.xml + model.bin.
 
 The graph comes straight from torch (``openvino.convert_model`` on the module, no ONNX in
-between: one converter fewer, and numerically the same as the ONNX route when measured). It
+between: one converter fewer, numerically the same as the ONNX route). It
 gets a static input (``[1, 3, H, W]``; batch 1 with dynamic H/W under ``--dynamic-hw``) and
 output tensor names from ``OUTPUT_HEADS``; the manifest still indexes outputs by position.
 
@@ -23,12 +23,9 @@ their order and names (checked after quantization). The center and offset predic
 float too: NNCF would put a FakeQuantize on them before the final upsampling, clipping the
 offsets to the largest vote seen in calibration (about 80 px), so every pixel of an object
 nearer the camera than any calibration object votes for a wrong center and the object falls
-apart into fragments (measured on the demo video: things PQ 16.7 instead of 33.2). The
-encoder's stem conv and first inverted residual block stay float as well (``FLOAT_STEM``, as in
-the ONNX and TFLite exports): on the 662-step demo model (cpu-vnni, 8 held-out images) class
-agreement went 98.17 -> 99.74 % (the gate is 98 %), PQ 64.83 -> 63.97 vs torch 63.96, at no
-measurable cost (1 thread, 256x512: infer 25.4 / 22.5 ms all int8, 27.1 / 22.4 ms with the
-float stem, in one alternating run).
+apart into fragments. The encoder's stem conv and first inverted residual block stay float as
+well (``FLOAT_STEM``, as in the ONNX and TFLite exports), which keeps class agreement above
+the parity gate at no measurable cost. The figures behind both are in docs/measurements.md.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ bars:
     int8        -                                             >= INT8_MIN_AGREEMENT  -
 
 fp16 is held to means, not maxima: rounding the weights to fp16 moves single pixels far (a
-probability by 0.17, an offset at an instance edge by 7 px, measured alike on all three
-backends) while the maps agree on 99.8 % of pixels and PQ does not move. The bars sit several
+probability, an offset at an instance edge) while the maps agree almost everywhere and PQ does
+not move. The bars sit several
 times above what the built-in model's exports measure (docs/measurements.md) and far below what
 a broken export gives (an overflowed head is inf or NaN, a wrong one disagrees everywhere).
 """

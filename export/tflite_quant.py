@@ -3,25 +3,18 @@
 fp16 is weight-only "float casting": conv weights stored as float16, compute stays float32.
 
 int8 is the ``static_wi8_ai8`` recipe (per-channel int8 weights, int8 activations calibrated
-with min/max on the calibration set), with two changes measured on the synth model at
-256x512 (8 held-out images):
+with min/max on the calibration set), with two changes (their measurements are in
+docs/measurements.md).
 
-    all int8 (recipe as is)                  agreement 99.37 %, PQ 57.9 vs 63.0 (torch)
-    + center/offset predictors float,        agreement 99.37 %, PQ 63.1 vs 63.0
-      heads leave the graph as float32
-
-The center heatmap was the loss: its int8 output saturates at the calibrated maximum, the
+The center heatmap is what int8 loses: its int8 output saturates at the calibrated maximum, the
 peaks become plateaus and the max-pool NMS finds a center on every plateau pixel (4x the
 instances). So the center and offset prediction convs and everything after them stay float
 (like KEEP_FLOAT in the ONNX export; they are tiny), and the graph outputs are not
-re-quantized. The semantic branch stays int8 (float there cost 3 ms for no gain). The input
+re-quantized. The semantic branch stays int8 (float there costs time for no gain). The input
 stays int8: the runtime quantizes it with the tensor's scale and zero point.
 
 The encoder's stem conv and first inverted residual block stay float as well (``FLOAT_STEM``,
-as in the ONNX and OpenVINO exports): on the 662-step demo model (cpu-vnni, 8 held-out images)
-class agreement went 98.20 -> 99.60 % (the gate is 98 %), PQ 64.29 -> 63.91 vs torch 63.96,
-at no measurable cost (1 thread, 256x512: infer 28.1 / 24.8 ms all int8, 28.5 / 24.1 ms with
-the float stem, in one alternating run).
+as in the ONNX and OpenVINO exports), which keeps class agreement above the parity gate.
 """
 
 from __future__ import annotations

@@ -73,9 +73,9 @@ class OnnxRuntime(Runtime):
     ):
         super().__init__(bundle_dir, manifest, device=device, threads=threads, **options)
         options = dict(options)
-        # Memory patterns pre-plan one block for all activations: measured here at 512x1024 it
-        # raised the peak RSS by ~85 MB (274 vs 188 MB) for no speed gain, and an edge device
-        # shares a few GB with everything else. ``mem_pattern=True`` turns it back on.
+        # Memory patterns pre-plan one block for all activations: more peak memory for no speed
+        # gain (docs/measurements.md), and an edge device shares a few GB with everything else.
+        # ``mem_pattern=True`` turns it back on.
         mem_pattern = bool(options.pop("mem_pattern", False))
         providers, warnings = provider_config(device, manifest, bundle_dir, ort.get_available_providers(), options)
         for w in warnings:

@@ -79,8 +79,7 @@ class Tracker:
     (mask or box) IoU to continue a track; ``max_age``: frames a lost track is remembered (an
     occlusion or a missed detection); ``stride``: work on every ``stride``-th pixel per axis
     (4x cheaper at 2); None picks it per stream size, at least 2 and coarse enough to keep the
-    grid near ``GRID_PIXELS`` (3 at 512x1024: tracking 3-5 -> 1.7-2 ms per frame, the same
-    switches and tracked fraction within noise over ten videos); ``occluded_ratio``: visible /
+    grid near ``GRID_PIXELS`` (3 at 512x1024); ``occluded_ratio``: visible /
     remembered area below which a segment counts as occluded; ``min_colour``: minimum histogram
     intersection (0..1) for two masks to be one object (used when frames are given);
     ``piece_cover``: fraction of a leftover

@@ -92,8 +92,8 @@ class TrainSamples(torch.utils.data.Dataset):
 
 def collate_batch(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     """Stack crops into torch tensors (:func:`collate_crops`, plus ``index`` and ``epoch``).
-    Tensors cross from a worker through shared memory; pickled numpy batches cost the training
-    process their copy (on an H200, 4.66 -> 1.05 steps/s for configs/cityscapes.yaml)."""
+    Tensors cross from a worker through shared memory (pickled numpy batches would cost the
+    training process a copy; docs/measurements.md)."""
     batch = collate_crops([it["crop"] for it in items])
     batch["index"] = torch.tensor([it["index"] for it in items], dtype=torch.int64)
     batch["epoch"] = torch.tensor([it["epoch"] for it in items], dtype=torch.int64)

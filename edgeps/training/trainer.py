@@ -103,10 +103,8 @@ class _Head:
 def autocast_dtype(amp: str, dev: torch.device) -> torch.dtype | None:
     """The autocast dtype of the forward pass, None for fp32. ``auto``: fp16 on CUDA, fp32 on a
     CPU. ``fast`` (the default config's): fp16 on CUDA, bf16 on a CPU whose oneDNN runs it
-    natively (AVX512-BF16 / AMX), else fp32 (emulated bf16 is slower than fp32). On a 2-core
-    VNNI/BF16 EPYC, bf16 with ``model.freeze_at: 4`` made the demo's 10 minutes 852 steps and
-    held-out PQ 67.4 against 662 and 65.4 in fp32 the same day; its INT8 exports pass parity
-    (98.8-99.6 %) since they keep the encoder stem float (before that: 96.9-97.4 %, failed)."""
+    natively (AVX512-BF16 / AMX), else fp32 (emulated bf16 is slower than fp32; the bf16 and
+    fp32 demo runs are compared in docs/measurements.md)."""
     if amp == "fast":
         return torch.float16 if dev.type == "cuda" else torch.bfloat16 if dev.type == "cpu" and _native_bf16() else None
     if amp == "off":
@@ -256,7 +254,7 @@ def _train(
 
     mcfg = ModelConfig.from_dict({**cfg.model, "num_classes": len(categories)}, where="model")
     # channels-last (NHWC) activations: oneDNN's convolutions, the depthwise ones above all, run
-    # about 1.5x faster that way on a CPU (a step of batch 8 at 256x256: 2.2 -> 1.4 s on 2 cores)
+    # faster that way on a CPU (docs/measurements.md)
     model = build_model(mcfg)
     if init is not None:
         done = init_from_checkpoint(model, init, len(categories))
