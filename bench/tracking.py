@@ -17,7 +17,6 @@ of the model (the tracker's own share of the switches).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import sys
@@ -27,14 +26,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgeps.data.video import write_synth_video
-from edgeps.io.coco_panoptic import load_coco_panoptic, read_id_png
+from edgeps.data.tracking_videos import cached_panoptic, files_digest, renumber_instances, synth_video
 from edgeps.metrics import PanopticAccumulator
 from edgeps.metrics.tracking import TrackingAccumulator
 from edgeps.panoptic import segments_of
 from edgeps.result import PanopticResult
 from edgeps.runtimes import load
-from edgeps.stream.sources import open_source
 from edgeps.stream.tracker import Tracker
 
 
@@ -49,44 +46,18 @@ def _grid(entries: list[str]) -> list[dict[str, Any]]:
 
 def video(cache: Path, seed: int, frames: int, size: tuple[int, int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Decoded frames (BGR, as the stream sees them) and ground-truth id maps of one video."""
-    path = cache / f"seed{seed}_{frames}f_{size[0]}x{size[1]}.mp4"
-    gt_dir = path.with_name(path.stem + "_gt")
-    if not path.is_file():
-        write_synth_video(path, frames, size, seed)
-    with open_source(str(path)) as source:  # decoded the way the stream decodes it
-        images = []
-        while (img := source.read()) is not None:
-            images.append(img)
-    gt_set = load_coco_panoptic(gt_dir / "panoptic.json", gt_dir / "panoptic")
-    anns = sorted(gt_set.annotations, key=lambda a: a["image_id"])
-    gts = [read_id_png(gt_set.png_path(a)).astype(np.int64) - 1 for a in anns]
-    return images, gts
+    return synth_video(cache, seed, frames, size)
 
 
 def _renumber(pan: np.ndarray, rng: np.random.Generator, thing_ids: frozenset[int], ld: int) -> np.ndarray:
-    out = pan.copy()
-    ids = [i for i in np.unique(pan).tolist() if i >= 0 and i // ld in thing_ids and i % ld > 0]
-    for new, i in zip(rng.permutation(len(ids)) + 1, ids):
-        out[pan == i] = (i // ld) * ld + int(new)
-    return out
+    return renumber_instances(pan, rng, thing_ids, ld)
 
 
 def _results(rt: Any, cache: Path, seed: int, images: list[np.ndarray], post: dict) -> list[Any]:
     """Panoptic maps and segments of one video, cached on disk per bundle (its files), seed and settings
     (a tracker sweep then costs tracking time only)."""
     m = rt.manifest
-    files = hashlib.sha256()  # the bundle's own files: two exports of one checkpoint differ
-    for f in sorted(p for p in rt.bundle_dir.iterdir() if p.is_file()):
-        files.update(f.name.encode() + f.read_bytes())
-    key = hashlib.sha256(json.dumps([files.hexdigest(), seed, len(images), post]).encode()).hexdigest()[:16]
-    path = cache / "results" / f"{key}.npz"
-    if path.is_file():
-        pans = np.load(path)["panoptic"]
-    else:
-        pans = np.stack([rt.predict(img).panoptic for img in images])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, panoptic=pans)
-        print(f"seed {seed}: {len(images)} frames inferred", file=sys.stderr, flush=True)
+    pans = cached_panoptic(cache, files_digest(rt.bundle_dir), seed, images, post, lambda img: rt.predict(img).panoptic)
     ld, void = m.postprocess.label_divisor, m.postprocess.void_label
     return [PanopticResult(p, segments_of(p, ld, void)) for p in pans]
 

@@ -9,9 +9,11 @@ pulls in torch or a backend.
 # (subcommand name, module under edgeps.apps.commands, one-line help)
 COMMANDS: list[tuple[str, str, str]] = [
     ("eval-coco", "eval_coco", "PQ/SQ/RQ of COCO-panoptic predictions against ground truth"),
+    ("fuse", "fuse", "fuse semantic and instance predictions into COCO panoptic (panopticapi's combine script)"),
     ("bench-postprocess", "bench_postprocess", "time the post-processing on synthetic heads"),
     ("train", "train", "train a model from a YAML config (configs/*.yaml)"),
     ("eval", "eval", "PQ/SQ/RQ and mIoU of a checkpoint on synth:val or a COCO-panoptic folder"),
+    ("eval-video", "eval_video", "STQ/AQ/SQ, VPQ, id switches and tracked % of a model plus the tracker on videos"),
     ("data", "data", "write synthetic street data (images, video, COCO-panoptic GT); dataset statistics"),
     (
         "export",
