@@ -42,12 +42,12 @@ def test_identity_table_and_json(coco_sample: Path, tmp_path: Path, capsys: pyte
     }
     assert lines[0].split() == ["PQ", "SQ", "RQ", "N"]
     header = next(i for i, line in enumerate(lines) if line.startswith("category"))
-    assert lines[header].split() == ["category", "kind", "PQ", "SQ", "RQ", "TP", "FP", "FN"]
+    assert lines[header].split() == ["category", "kind", "PQ", "SQ", "RQ", "TP", "FP", "FN", "IoU"]
     rows = {line[:24].strip(): line[24:].split() for line in lines[header + 1 :]}
     assert len(rows) == 8  # only the categories that count in the averages
     # 13 + 13 non-crowd persons in the two images; the crowd regions are neither TP nor FP.
-    assert rows["person"] == ["thing", "100.0", "100.0", "100.0", "26", "0", "0"]
-    assert rows["sky-other-merged"] == ["stuff", "100.0", "100.0", "100.0", "2", "0", "0"]
+    assert rows["person"] == ["thing", "100.0", "100.0", "100.0", "26", "0", "0", "100.0"]
+    assert rows["sky-other-merged"] == ["stuff", "100.0", "100.0", "100.0", "2", "0", "0", "100.0"]
 
     result = json.loads(out_json.read_text())
     assert result["All"] == {"pq": 1.0, "sq": 1.0, "rq": 1.0, "n": 8}
