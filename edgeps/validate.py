@@ -88,7 +88,7 @@ def check_mapping(
         raise error(f"{where}: expected a mapping, got {type(raw).__name__}")
     for key in required:
         if key not in raw:
-            raise error(f"{where}: missing key '{key}'")
+            raise error(f"{where}.{key}: missing (a required key)")
     out: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in kinds:

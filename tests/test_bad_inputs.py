@@ -174,7 +174,7 @@ def _set(path: str, value: object) -> Callable[[dict], None]:
 
 
 MANIFEST_CASES = {
-    "missing-format": (_drop("format"), "missing key 'format'"),
+    "missing-format": (_drop("format"), "format: missing (a required key)"),
     "missing-outputs-head": (lambda m: m["outputs"].pop("offset"), "outputs: missing head 'offset'"),
     "extra-field": (_set("colour_space", "sRGB"), "unknown key 'colour_space'"),
     "extra-input-field": (_set("input.gamma", 2.2), "input: unknown key 'gamma'"),

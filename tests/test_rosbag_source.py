@@ -84,7 +84,7 @@ def test_bag_replays_frames_stamps_and_skips_rejected_encodings(video_bag, form,
             got.append(frame)
             got_stamps.append(src.stamp_ns())
         assert src.read() is None  # stays at the end
-        assert src.skipped == 1 and src.size == (48, 80)
+        assert src.skipped_messages == 1 and src.size == (48, 80)
     assert "16UC1" in caplog.text
     assert got_stamps == [stamps[0], stamps[1], stamps[3], stamps[4]]  # header stamps, not record times
     for frame in got:

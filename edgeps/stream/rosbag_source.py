@@ -30,7 +30,7 @@ class RosbagSource(FrameSource):
 
     ``stamp_ns()`` is the header stamp of the message last read (the camera's time, not the
     recording time). A message the pipeline cannot take (an encoding other than bgr8, rgb8,
-    mono8, or a malformed image) is logged and skipped, counted in ``skipped``.
+    mono8, or a malformed image) is logged and skipped, counted in ``skipped_messages``.
     """
 
     kind = "rosbag"
@@ -47,7 +47,7 @@ class RosbagSource(FrameSource):
             ) from None
         self.bag_path = Path(bag_path)
         self.topic = topic
-        self.skipped = 0
+        self.skipped_messages = 0
         self._stamp: int | None = None
         try:
             self._reader = Reader(self.bag_path)
@@ -77,7 +77,7 @@ class RosbagSource(FrameSource):
                 msg: Any = self._typestore.deserialize_cdr(raw, IMAGE_TYPE)
                 frame = image_msg_to_bgr(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian, msg.data)
             except FormatError as exc:
-                self.skipped += 1
+                self.skipped_messages += 1
                 log.warning("%s: skipping a message of %s: %s", self.spec, self.topic, exc)
                 continue
             except Exception as exc:  # a corrupt CDR payload
