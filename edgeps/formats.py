@@ -8,13 +8,44 @@ backend of a bundle (:func:`edgeps.runtimes.load`), the export pipeline's checks
 that names formats, precisions, targets or backends. Adding a format is one export module
 (``export(job) -> ExportArtifact``), one runtime module (``BACKEND``), an int8 calibration
 adapter under ``calibration/`` when it quantizes, and one row in each table below.
+
+A precision that only some CPUs run natively (bf16) names the ``/proc/cpuinfo`` flags that
+mark them in :data:`PRECISION_TABLE`; :func:`edgeps.runtimes.cpu.runs_natively` answers for the
+running machine (what a benchmark sweep asks before it picks such a precision).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-PRECISIONS = ("fp32", "fp16", "int8")
+
+@dataclass(frozen=True)
+class Precision:
+    """One bundle precision."""
+
+    name: str
+    native_cpu_flags: tuple[str, ...]  # /proc/cpuinfo flags, any one of which runs it natively on a CPU;
+    # () = every CPU. Where none is present the runtime computes in f32 and warns (see runtimes.cpu)
+    cpu_fallback: str  # what a CPU without those flags computes in
+    note: str  # one line for help texts
+
+
+PRECISION_TABLE: dict[str, Precision] = {
+    p.name: p
+    for p in (
+        Precision("fp32", (), "fp32", "float32 weights and compute"),
+        Precision("fp16", (), "fp32", "float16 weights; CPUs compute in float32, GPUs/NPUs in float16"),
+        Precision(
+            "bf16",
+            ("avx512_bf16", "amx_bf16"),
+            "fp32",
+            "float32 weights, bfloat16 compute on CPUs with AVX512-BF16 / AMX (OpenVINO's inference precision)",
+        ),
+        Precision("int8", (), "int8", "int8 weights and activations (post-training quantization)"),
+    )
+}
+PRECISIONS = tuple(PRECISION_TABLE)
+_DEFAULT_PRECISIONS = ("fp32", "fp16", "int8")  # what every exporting format offers
 
 
 @dataclass(frozen=True)
@@ -57,7 +88,7 @@ FORMATS: dict[str, Format] = {
             "export",
             "model.onnx",
             ("model.onnx",),
-            PRECISIONS,
+            _DEFAULT_PRECISIONS,
             ("generic", "cpu-vnni", "tensorrt"),
             "onnxruntime",
             f"the prediction convs and all after them; {_STEM}",
@@ -69,7 +100,7 @@ FORMATS: dict[str, Format] = {
             "export",
             "model.xml",
             ("model.xml", "model.bin"),
-            PRECISIONS,
+            ("fp32", "fp16", "bf16", "int8"),
             ("generic", "cpu-vnni", "gpu", "npu"),
             "openvino",
             f"softmax/argmax, the center and offset predictions; {_STEM}",
@@ -81,7 +112,7 @@ FORMATS: dict[str, Format] = {
             "export",
             "model.tflite",
             ("model.tflite",),
-            PRECISIONS,
+            _DEFAULT_PRECISIONS,
             ("generic", "cpu-vnni"),
             "tflite",
             f"the instance heads' prediction tail; {_STEM}",
@@ -138,4 +169,23 @@ def formats_help() -> str:
     )
 
 
-__all__ = ["BACKENDS", "FORMATS", "PRECISIONS", "Backend", "Format", "check_export_request", "formats_help"]
+def precisions_help() -> str:
+    """One line per precision for --help texts: name, the formats that offer it, what it is."""
+    return "; ".join(
+        f"{p.name} ({'/'.join(f.name for f in FORMATS.values() if p.name in f.precisions)}): {p.note}"
+        for p in PRECISION_TABLE.values()
+    )
+
+
+__all__ = [
+    "BACKENDS",
+    "FORMATS",
+    "PRECISIONS",
+    "PRECISION_TABLE",
+    "Backend",
+    "Format",
+    "Precision",
+    "check_export_request",
+    "formats_help",
+    "precisions_help",
+]

@@ -335,6 +335,17 @@ def _pad_table(table: np.ndarray, index: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # 4. entry point
 # ---------------------------------------------------------------------------------------------
+def _all_finite(arr: np.ndarray) -> bool:
+    """True when every value of a float array is finite.
+
+    A finite sum proves it (an Inf or NaN anywhere makes the sum Inf or NaN) in one pass with
+    no temporary array; only a non-finite sum, which finite values can also give by overflow,
+    takes the exact element-wise check."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = arr.sum()
+    return bool(np.isfinite(total)) or bool(np.isfinite(arr).all())
+
+
 def _check_inputs(
     semantic: np.ndarray, center_heatmap: np.ndarray, offsets: np.ndarray, semantic_prob: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
@@ -351,7 +362,7 @@ def _check_inputs(
             raise InputShapeError(f"semantic: (C, H, W) logits must be float, got dtype {semantic.dtype}")
         if semantic.shape[0] == 0:
             raise InputShapeError(f"semantic: logits need at least one class, got shape {semantic.shape}")
-        if not np.isfinite(semantic).all():
+        if not _all_finite(semantic):
             raise InputShapeError(f"semantic: logits of shape {semantic.shape} contain NaN or Inf")
     else:
         raise InputShapeError(f"semantic: expected (H, W) class ids or (C, H, W) logits, got shape {semantic.shape}")
@@ -368,16 +379,16 @@ def _check_inputs(
         raise InputShapeError(f"offsets: expected shape (2, {hw[0]}, {hw[1]}) as (dy, dx), got {offsets.shape}")
     if not np.issubdtype(offsets.dtype, np.floating):
         raise InputShapeError(f"offsets: expected a float array, got dtype {offsets.dtype}")
-    if not np.isfinite(center_heatmap).all():
+    if not _all_finite(center_heatmap):
         raise InputShapeError(f"center_heatmap: shape {center_heatmap.shape} contains NaN or Inf")
-    if not np.isfinite(offsets).all():
+    if not _all_finite(offsets):
         raise InputShapeError(f"offsets: shape {offsets.shape} contains NaN or Inf")
     if semantic_prob is not None:
         if semantic_prob.shape != hw or not np.issubdtype(semantic_prob.dtype, np.floating):
             raise InputShapeError(
                 f"semantic_prob: expected float {tuple(hw)}, got {semantic_prob.dtype} {semantic_prob.shape}"
             )
-        if not np.isfinite(semantic_prob).all():
+        if not _all_finite(semantic_prob):
             raise InputShapeError(f"semantic_prob: shape {semantic_prob.shape} contains NaN or Inf")
     return semantic, center_heatmap, offsets, semantic_prob
 

@@ -39,7 +39,8 @@ FLOAT_STEM = (".encoder.features.0.", ".encoder.features.1.")
 def _export_fp32(job: ExportJob, path) -> str:
     """The fp32 graph at ``path``; returns the exporter that made it (``dynamo``, or
     ``torchscript`` at opset 17 when the dynamo exporter failed)."""
-    deploy = DeployModel(job.model).eval()
+    # no Softmax op: ORT runs one over the class axis through a transpose (DeployModel's exp_sum)
+    deploy = DeployModel(job.model, prob_op="exp_sum").eval()
     x = torch.zeros(1, 3, *job.spec.size)
     dynamic = {"input": {2: "height", 3: "width"}} if job.dynamic_hw else None
     try:
@@ -91,7 +92,9 @@ def _to_fp16(src, dst) -> None:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = convert_float_to_float16(
-        onnx.load(str(src)), keep_io_types=True, op_block_list=["ArgMax", "Softmax", "ReduceMax"]
+        onnx.load(str(src)),
+        keep_io_types=True,
+        op_block_list=["ArgMax", "Softmax", "ReduceMax", "Exp", "ReduceSum", "Reciprocal"],
     )
     onnx.save(model, str(dst))
 

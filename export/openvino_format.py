@@ -6,7 +6,10 @@ gets a static input (``[1, 3, H, W]``; batch 1 with dynamic H/W under ``--dynami
 output tensor names from ``OUTPUT_HEADS``; the manifest still indexes outputs by position.
 
 fp16 compresses the weights to fp16 (half the file; the CPU plugin decompresses them, GPUs
-run them natively). int8 is NNCF post-training quantization (FakeQuantize, symmetric
+run them natively). bf16 keeps the IR exactly the fp32 one (f32 weights): bf16 is how the CPU
+computes, not what the file stores, so the runtime sets ``INFERENCE_PRECISION_HINT`` bf16 from
+the manifest's precision where the CPU has native bf16 and runs f32 elsewhere
+(:mod:`edgeps.runtimes.openvino_backend`). int8 is NNCF post-training quantization (FakeQuantize, symmetric
 "performance" preset) over the calibration set. NNCF's default ranges saturate the u8 x s8
 dot products on CPUs without VNNI (AVX2 only), so the default target turns on NNCF's
 overflow fix on every layer (7-bit weights; NNCF's own default fixes the first layer only),
@@ -169,6 +172,11 @@ def export(job: ExportJob) -> ExportArtifact:
         target.update(quant)
     elif job.precision == "fp16":
         target["note"] = "fp16 weights (compress_to_fp16); CPU decompresses to fp32, GPU/NPU run fp16"
+    elif job.precision == "bf16":
+        target.update(
+            inference_precision="bf16",
+            note="f32 weights; CPUs with native bf16 (AVX512-BF16 / AMX) compute in bf16, others in f32",
+        )
     check_outputs(model)
     ov.save_model(model, str(path), compress_to_fp16=job.precision == "fp16")
     target["versions"] = versions()

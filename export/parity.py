@@ -6,11 +6,15 @@ bars:
     precision   float heads                                   class-map agreement   PQ
     fp32        max |diff| <= FP_TOLERANCE on each            -                     -
     fp16        mean |diff| <= FP16_MEAN_TOLERANCE, finite    >= FP16_MIN_AGREEMENT  within FP16_MAX_PQ_POINTS
+    bf16        mean |diff| <= BF16_MEAN_TOLERANCE, finite    >= BF16_MIN_AGREEMENT  within BF16_MAX_PQ_POINTS
     int8        -                                             >= INT8_MIN_AGREEMENT  -
 
 fp16 is held to means, not maxima: rounding the weights to fp16 moves single pixels far (a
 probability, an offset at an instance edge) while the maps agree almost everywhere and PQ does
-not move. The bars sit several
+not move. bf16 is held the same way with looser bars: it keeps 8 mantissa bits against fp16's
+10 and rounds every activation, not only the weights, so its head errors are several times
+fp16's. A bf16 bundle gated on a CPU without native bf16 runs f32 (and so passes trivially);
+the report's ``inference_precision`` says what ran. The bars sit several
 times above what the built-in model's exports measure (docs/measurements.md) and far below what
 a broken export gives (an overflowed head is inf or NaN, a wrong one disagrees everywhere).
 """
@@ -31,7 +35,15 @@ FP_TOLERANCE = 1e-3
 FP16_MEAN_TOLERANCE = {"semantic_prob": 0.01, "center": 0.005, "offset": 0.5}  # offsets in pixels
 FP16_MIN_AGREEMENT = 0.99
 FP16_MAX_PQ_POINTS = 1.0
+BF16_MEAN_TOLERANCE = {"semantic_prob": 0.02, "center": 0.01, "offset": 1.0}  # offsets in pixels
+BF16_MIN_AGREEMENT = 0.98
+BF16_MAX_PQ_POINTS = 1.5
 INT8_MIN_AGREEMENT = 0.98
+# precision -> (mean |diff| bars per float head, min class agreement, max |PQ diff| in points)
+_MEAN_GATED = {
+    "fp16": (FP16_MEAN_TOLERANCE, FP16_MIN_AGREEMENT, FP16_MAX_PQ_POINTS),
+    "bf16": (BF16_MEAN_TOLERANCE, BF16_MIN_AGREEMENT, BF16_MAX_PQ_POINTS),
+}
 
 
 class _Subset:
@@ -86,6 +98,8 @@ def parity_report(
         "pq_bundle": pq_bundle,
         "pq_diff_points": 100 * (pq_bundle - pq_torch),
         "precision": precision,
+        # what the runtime computed in (OpenVINO: bf16 only where the CPU has it natively)
+        "inference_precision": runtime.info.get("inference_precision", precision),
     }
 
 
@@ -95,24 +109,25 @@ def check_parity(report: dict[str, Any], name: str) -> None:
         bad = {h: d for h, d in report["max_abs_diff"].items() if not d <= FP_TOLERANCE}  # NaN fails too
         if bad:
             raise ExportError(f"{name}: fp32 export differs from torch by more than {FP_TOLERANCE} on {bad}")
-    if report["precision"] == "fp16":
+    if report["precision"] in _MEAN_GATED:
+        p = report["precision"]
+        tolerance, min_agreement, max_pq = _MEAN_GATED[p]
         broken = {h: d for h, d in report["max_abs_diff"].items() if not np.isfinite(d)}
         mean = report.get("mean_abs_diff", {})
-        bad = {h: d for h, d in mean.items() if not d <= FP16_MEAN_TOLERANCE[h]}  # NaN fails too
-        if broken or bad or set(mean) != set(FP16_MEAN_TOLERANCE):
+        bad = {h: d for h, d in mean.items() if not d <= tolerance[h]}  # NaN fails too
+        if broken or bad or set(mean) != set(tolerance):
             raise ExportError(
-                f"{name}: fp16 heads differ from torch fp32: mean |diff| {mean} (bars {FP16_MEAN_TOLERANCE}), "
+                f"{name}: {p} heads differ from torch fp32: mean |diff| {mean} (bars {tolerance}), "
                 f"non-finite max on {sorted(broken) or 'none'}"
             )
-        if report["class_agreement"] < FP16_MIN_AGREEMENT:
+        if report["class_agreement"] < min_agreement:
             raise ExportError(
-                f"{name}: fp16 class maps agree with torch on {100 * report['class_agreement']:.2f} % of pixels "
-                f"(< {100 * FP16_MIN_AGREEMENT:.0f} %)"
+                f"{name}: {p} class maps agree with torch on {100 * report['class_agreement']:.2f} % of pixels "
+                f"(< {100 * min_agreement:.0f} %)"
             )
-        if not abs(report["pq_diff_points"]) <= FP16_MAX_PQ_POINTS:
+        if not abs(report["pq_diff_points"]) <= max_pq:
             raise ExportError(
-                f"{name}: fp16 PQ differs from torch fp32 by {report['pq_diff_points']:.2f} points "
-                f"(more than {FP16_MAX_PQ_POINTS})"
+                f"{name}: {p} PQ differs from torch fp32 by {report['pq_diff_points']:.2f} points (more than {max_pq})"
             )
     if report["precision"] == "int8" and report["class_agreement"] < INT8_MIN_AGREEMENT:
         raise ExportError(

@@ -9,6 +9,12 @@ Options: ``hint`` = "latency" (default: one frame at a time, what a camera loop 
 f32, because the CPU plugin otherwise picks bf16 on CPUs that have it (AVX512-BF16, AMX) and
 fp32 bundles then miss the 1e-3 parity bar by orders of magnitude; GPU/NPU keep their
 plugin's default (f16).
+
+A ``bf16`` bundle (f32 weights, see :mod:`edgeps.export.openvino_format`) runs with
+``INFERENCE_PRECISION_HINT`` bf16 on a CPU that has native bf16 (AVX512-BF16 / AMX, detected by
+:func:`edgeps.runtimes.cpu.runs_natively`); on a CPU without it OpenVINO would emulate bf16,
+slower than f32, so the bundle runs f32 and a warning says so (``info["inference_precision"]``
+reports what runs). An explicit ``inference_precision`` option always wins.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import openvino as ov
 
 from edgeps.bundle import Manifest
 from edgeps.errors import ConfigError, DataNotFoundError, FormatError, brief
+from edgeps.formats import PRECISION_TABLE
+from edgeps.runtimes import cpu
 from edgeps.runtimes.base import Runtime
 
 log = logging.getLogger("edgeps.runtimes.openvino")
@@ -44,8 +52,29 @@ def resolve_device(device: str, available: list[str]) -> tuple[str, str | None]:
     return "CPU", f"OpenVINO device '{name}' is not available here (available: {', '.join(available) or 'none'})"
 
 
-def compile_config(device: str, threads: int | None, options: dict[str, Any]) -> dict[str, Any]:
-    """The compile_model config for ``device`` from threads and the runtime options."""
+def bundle_precision_hint(precision: str) -> tuple[str, str | None]:
+    """(CPU inference precision for a bundle of ``precision``, warning or None).
+
+    ``bf16`` -> "bf16" where this CPU runs bf16 natively, else "f32" with a warning; every other
+    bundle precision -> "f32" (fp16 weights are decompressed, int8 keeps its FakeQuantize ops)."""
+    if precision != "bf16":
+        return "f32", None
+    if cpu.runs_natively("bf16"):
+        return "bf16", None
+    return "f32", (
+        "this CPU has no native bf16 (none of the flags "
+        f"{', '.join(PRECISION_TABLE['bf16'].native_cpu_flags)}): the bf16 bundle runs in f32 "
+        "(emulated bf16 would be slower than f32)"
+    )
+
+
+def compile_config(
+    device: str, threads: int | None, options: dict[str, Any], default_precision: str = "f32"
+) -> dict[str, Any]:
+    """The compile_model config for ``device`` from threads and the runtime options.
+
+    ``default_precision``: the CPU/AUTO inference precision when the options name none (from
+    :func:`bundle_precision_hint`); GPU/NPU keep their plugin's default unless an option names one."""
     options = dict(options)
     hint = str(options.pop("hint", "latency")).lower()
     if hint not in HINTS:
@@ -59,7 +88,7 @@ def compile_config(device: str, threads: int | None, options: dict[str, Any]) ->
     config: dict[str, Any] = {"PERFORMANCE_HINT": HINTS[hint]}
     if kind in ("CPU", "AUTO"):
         config["INFERENCE_NUM_THREADS"] = threads or os.cpu_count() or 1
-        config["INFERENCE_PRECISION_HINT"] = precision or "f32"
+        config["INFERENCE_PRECISION_HINT"] = precision or default_precision
     elif precision is not None:
         config["INFERENCE_PRECISION_HINT"] = precision
     return config
@@ -81,7 +110,12 @@ class OpenVinoRuntime(Runtime):
         target, warning = resolve_device(device, core.available_devices)
         if warning:
             log.warning("%s: falling back to CPU", warning)
-        config = compile_config(target, threads, options)
+        default_precision = "f32"
+        if target.split(".")[0].split(":")[0] in ("CPU", "AUTO") and "inference_precision" not in options:
+            default_precision, precision_warning = bundle_precision_hint(manifest.precision)
+            if precision_warning:
+                log.warning("%s: %s", bundle_dir, precision_warning)
+        config = compile_config(target, threads, options, default_precision)
         path = bundle_dir / manifest.model_file
         weights = path.with_suffix(".bin")
         if path.suffix.lower() == ".xml" and not weights.is_file():

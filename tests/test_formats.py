@@ -39,10 +39,10 @@ def test_request_check_expands_and_names_every_problem() -> None:
         ["torch-int8"],
     )
     with pytest.raises(ValueError) as err:
-        check_export_request(["caffe", "openvino"], ["int8", "bf16"], "tensorrt")
+        check_export_request(["caffe", "openvino"], ["int8", "fp64"], "tensorrt")
     msg = str(err.value)
     assert (
-        "unknown format 'caffe'" in msg and "unknown precision 'bf16'" in msg and "openvino int8 takes --target" in msg
+        "unknown format 'caffe'" in msg and "unknown precision 'fp64'" in msg and "openvino int8 takes --target" in msg
     )
     with pytest.raises(ValueError, match="no format or no precision"):
         check_export_request([], ["fp32"], "generic")

@@ -209,3 +209,19 @@ def test_bad_settings_raise():
         panoptic_from_heads(*z, thing_ids=[1], nms_kernel=4)
     with pytest.raises(InputShapeError, match="top_k"):
         panoptic_from_heads(*z, thing_ids=[1], top_k=0)
+
+
+def test_finite_check_is_exact_when_the_sum_overflows() -> None:
+    """The one-pass finite check falls back to the element-wise one when finite values overflow
+    their sum, and still finds a single NaN or Inf."""
+    from edgeps.postprocess import _all_finite
+
+    big = np.full((64, 64), 3e38, np.float32)  # finite, but the float32 sum is Inf
+    assert _all_finite(big)
+    for bad in (np.nan, np.inf, -np.inf):
+        arr = np.zeros((2, 64, 64), np.float32)
+        arr[1, 63, 5] = bad
+        assert not _all_finite(arr)
+        big2 = big.copy()
+        big2[3, 3] = bad
+        assert not _all_finite(big2)

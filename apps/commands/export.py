@@ -9,12 +9,14 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from edgeps.formats import FORMATS, PRECISIONS, formats_help
+    from edgeps.formats import FORMATS, PRECISIONS, formats_help, precisions_help
 
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--formats", default="torch,onnx", help=f"comma list of {', '.join(FORMATS)}: {formats_help()}")
     parser.add_argument(
-        "--precision", default="fp32", help=f"comma list of {', '.join(PRECISIONS)}; each format gets those it offers"
+        "--precision",
+        default="fp32",
+        help=f"comma list of {', '.join(PRECISIONS)}; each format gets those it offers: {precisions_help()}",
     )
     parser.add_argument(
         "--calib",

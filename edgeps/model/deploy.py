@@ -34,15 +34,38 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
+PROB_OPS = ("softmax", "exp_sum")
+
+
 class DeployModel(nn.Module):
     """(N, 3, H, W) normalized input -> (semantic int32 (N, H, W), semantic_prob (N, H, W),
-    center (N, 1, H, W), offset (N, 2, H, W))."""
+    center (N, 1, H, W), offset (N, 2, H, W)).
 
-    def __init__(self, model: nn.Module, fold_bn: bool = True):
+    ``prob_op``: how the graph computes the top class's probability (see :func:`semantic_heads`);
+    both give the same heads to float rounding (~1e-7)."""
+
+    def __init__(self, model: nn.Module, fold_bn: bool = True, prob_op: str = "softmax"):
         super().__init__()
+        if prob_op not in PROB_OPS:
+            raise ValueError(f"prob_op: one of {', '.join(PROB_OPS)}, got {prob_op!r}")
         self.model = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
+        self.prob_op = prob_op
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.model(x)
-        prob, cls = torch.softmax(out["semantic"], dim=1).max(dim=1)
-        return cls.to(torch.int32), prob, out["center"], out["offset"]
+        return (*semantic_heads(out["semantic"], self.prob_op), out["center"], out["offset"])
+
+
+def semantic_heads(logits: torch.Tensor, prob_op: str = "softmax") -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, C, H, W) logits -> (class map int32 (N, H, W), its softmax probability (N, H, W)).
+
+    ``softmax``: Softmax over the classes, then its max and argmax (OpenVINO and TFLite fuse
+    it). ``exp_sum``: the max softmax as ``1 / sum_c exp(l_c - max_c l)`` and the class as the
+    first maximum of the logits, without a Softmax op over the class axis, which ONNX Runtime
+    runs through a transpose (a fifth of its fp32 graph; docs/measurements.md)."""
+    if prob_op == "softmax":
+        prob, cls = torch.softmax(logits, dim=1).max(dim=1)
+        return cls.to(torch.int32), prob
+    top, cls = logits.max(dim=1)
+    prob = torch.reciprocal(torch.exp(logits - top.unsqueeze(1)).sum(dim=1))
+    return cls.to(torch.int32), prob
