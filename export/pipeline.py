@@ -10,6 +10,7 @@ kept as ``<name>.rejected`` when it got as far as the gate, and the others go on
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import shutil
@@ -122,6 +123,7 @@ def export_bundles(
         log.info("not exported (the format does not offer that precision): %s", ", ".join(left_out))
     model, categories, cfg = model_from_checkpoint(checkpoint)
     spec = InputSpec(size=tuple(size or cfg.data.input_size), resize=resize)
+    cfg = _settings_at_size(cfg, spec.size)
     calib, parity_data = _model_data(cfg, calib, parity_data, need_calib=any(p == "int8" for _, p in jobs))
     calibration: CalibrationSet | None = None
     if any(p == "int8" for _, p in jobs):
@@ -183,6 +185,17 @@ class _ExportRun:
     checkpoint: Path
     sha: str
     out: Path
+
+
+def _settings_at_size(cfg: Any, size: tuple[int, int]) -> Any:
+    """``cfg`` with its post-processing settings for a model input of ``size`` (H, W): they
+    are in model pixels, so ``stuff_area`` scales with the input area relative to training."""
+    trained = tuple(cfg.data.input_size)
+    if tuple(size) == trained:
+        return cfg
+    scale = (size[0] * size[1]) / (trained[0] * trained[1])
+    post = dataclasses.replace(cfg.postprocess, stuff_area=max(0, round(cfg.postprocess.stuff_area * scale)))
+    return dataclasses.replace(cfg, postprocess=post)
 
 
 def _export_one(fmt: str, precision: str, run: _ExportRun) -> ExportResult:

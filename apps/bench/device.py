@@ -23,6 +23,7 @@ ISA_FLAGS = (
     "avx512f",
     "avx512_vnni",
     "avx512_bf16",
+    "amx_bf16",
     "avx_vnni",
     "amx_int8",
     "neon",
@@ -43,19 +44,19 @@ RUNTIME_PACKAGES = {
 
 
 def _cpuinfo(path: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str]]:
-    """(model name, flags) from /proc/cpuinfo; ('', []) where it does not exist."""
+    """(model name, the flags of :data:`ISA_FLAGS` this CPU has); ('', []) where unknown."""
+    from edgeps.runtimes.cpu import cpu_flags
+
+    model = ""
     try:
-        text = path.read_text(errors="replace")
+        for line in path.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip().lower() in ("model name", "hardware", "cpu model"):
+                model = value.strip()
+                break
     except OSError:
-        return "", []
-    model, flags = "", set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip().lower()
-        if key in ("model name", "hardware", "cpu model") and not model:
-            model = value.strip()
-        elif key in ("flags", "features"):  # x86 "flags", arm "Features"
-            flags.update(value.split())
+        pass
+    flags = cpu_flags()
     return model, sorted(f for f in ISA_FLAGS if f in flags)
 
 

@@ -134,6 +134,24 @@ def vm_kb(field: str) -> float | None:
     return None
 
 
+def stream_stats(rt: Any, frames: Sequence[np.ndarray], n: int) -> dict[str, Any]:
+    """``n`` frames (``frames`` repeated) through the ``edgeps run`` pipeline in record mode,
+    with the tracker: ``stream_fps`` (frames/s after the first frame) and ``stream_latency_ms``
+    (capture to result, ``latency_stats``)."""
+    from edgeps.stream.pipeline import StreamPipeline
+    from edgeps.stream.sources import ArraySource
+    from edgeps.stream.tracker import Tracker
+
+    repeat = -(-n // len(frames))
+    source = ArraySource(list(frames), repeat=repeat)
+    tracker = Tracker(rt.manifest.categories.thing_ids, label_divisor=rt.manifest.postprocess.label_divisor)
+    pipe = StreamPipeline(rt, source, realtime=False, tracker=tracker, max_frames=n)
+    for _ in pipe:
+        pass
+    summary = pipe.summary()
+    return {"stream_fps": summary["fps_steady"], "stream_latency_ms": latency_stats(list(pipe.timings["latency"]))}
+
+
 def measure_bundle(
     bundle: str | Path,
     *,
@@ -145,8 +163,10 @@ def measure_bundle(
     data: str = "synth:val:8",
     frames: Sequence[np.ndarray] | None = None,
     isolation: str = "in-process",
+    stream_frames: int = 0,
 ) -> dict[str, Any]:
-    """Load ``bundle`` here, time it and return one ``results`` row of the bench JSON."""
+    """Load ``bundle`` here, time it and return one ``results`` row of the bench JSON; with
+    ``stream_frames`` > 0 the row also has :func:`stream_stats`' fields."""
     from edgeps.apps.bench.device import package_versions
     from edgeps.runtimes import load
 
@@ -155,6 +175,7 @@ def measure_bundle(
     rt = load(bundle, backend=backend, device=device, threads=threads)
     after_load = vm_kb("VmHWM")
     timing = bench_runtime(rt, frames, iters, warmup)
+    stream = stream_stats(rt, frames, stream_frames) if stream_frames > 0 else {}
     info = rt.info
     rss, rss_source = peak_rss_mb()
     row = {
@@ -181,6 +202,7 @@ def measure_bundle(
         "memory_mb": {"before_load": before_load, "after_load": after_load, "peak": rss}
         if before_load is not None
         else None,
+        **stream,
     }
     del rt
     return row
@@ -197,6 +219,7 @@ def worker_command(
     data: str,
     python: str | Path | None = None,
     frames_file: str | Path | None = None,
+    stream_frames: int = 0,
 ) -> list[str]:
     """The argv of a worker measuring ``bundle`` (no shell involved)."""
     cmd = [
@@ -220,6 +243,8 @@ def worker_command(
         cmd += ["--threads", str(threads)]
     if frames_file is not None:
         cmd += ["--frames-file", str(frames_file)]
+    if stream_frames:
+        cmd += ["--stream-frames", str(stream_frames)]
     return cmd
 
 
@@ -235,6 +260,7 @@ def measure_in_worker(
     python: str | Path | None = None,
     frames_file: str | Path | None = None,
     timeout: float = 3600.0,
+    stream_frames: int = 0,
 ) -> dict[str, Any]:
     """Measure ``bundle`` in a fresh ``python -m edgeps.apps.bench.worker`` process (JSON on
     its stdout) so the row's peak RSS and torch_imported describe that bundle alone.
@@ -249,6 +275,7 @@ def measure_in_worker(
         data=data,
         python=python,
         frames_file=frames_file,
+        stream_frames=stream_frames,
     )
     env = dict(os.environ)
     try:

@@ -27,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--data", default="synth:val:8")
     p.add_argument("--frames-file", help="(N, H, W, 3) uint8 .npy from the parent (else --data is read here)")
+    p.add_argument("--stream-frames", type=int, default=0, help="also run N frames through the stream pipeline")
     args = p.parse_args(argv)
     from edgeps.apps.bench.measure import measure_bundle, read_frames
 
@@ -42,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             data=args.data,
             frames=frames,
             isolation="subprocess",
+            stream_frames=args.stream_frames,
         )
     except EdgepsError as exc:
         print(f"bench worker: error: {exc}", file=sys.stderr)

@@ -3,22 +3,31 @@
     edgeps bench --bundle DIR [DIR ...] [--threads N] [--warmup K] [--iters N] [--json OUT]
     edgeps bench --checkpoint CKPT --formats onnx,openvino --precisions fp32,int8 --sizes 256x512,512x1024
     edgeps bench --compare A.json B.json
+    edgeps bench --target-fps 15 --checkpoint CKPT [--pq-data SPEC] [--max-minutes M]   (or --bundle DIR ...)
 
 Bundles have a fixed input size, so with ``--checkpoint`` the requested matrix is exported
 into a cache first (reused on the next run). Each bundle is measured in a fresh worker process
 (``--in-process`` to skip), so its peak RSS is its own and torch never loads where it runs.
 The machines we measure on are shared and noisy: compare bundles within one run, machines
 with ``--compare``. JSON schema: :mod:`edgeps.apps.bench` and docs/bench.md.
+
+``--target-fps N`` sweeps formats x precisions x input sizes x threads, measures each row's PQ
+and its end-to-end stream FPS (the ``edgeps run`` pipeline), prints the Pareto table and picks
+the most accurate row that reaches N FPS (:mod:`edgeps.apps.bench.sweep`).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
+
+from edgeps.formats import FORMATS, PRECISIONS
 
 log = logging.getLogger("edgeps.bench")
 
@@ -31,16 +40,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument(
         "--checkpoint", type=Path, help="export --formats x --precisions x --sizes into --cache first, then measure"
     )
-    src.add_argument("--formats", default="onnx", help="with --checkpoint: comma list (default onnx)")
+    src.add_argument(
+        "--formats", help="with --checkpoint: comma list (default onnx; with --target-fps every exportable format)"
+    )
     src.add_argument(
         "--precisions",
         "--precision",
         dest="precisions",
-        default="fp32",
-        help="with --checkpoint: comma list of fp32, fp16, int8",
+        help=f"with --checkpoint: comma list of {', '.join(PRECISIONS)} (default fp32; with --target-fps fp32,int8 "
+        "and bf16 where the CPU runs it natively)",
     )
     src.add_argument(
-        "--sizes", help="with --checkpoint: comma list of HxW, e.g. 256x512,512x1024 (default: the training size)"
+        "--sizes",
+        help="with --checkpoint: comma list of HxW, e.g. 256x512,512x1024 (default: the training size; with "
+        "--target-fps three sizes around it)",
     )
     src.add_argument(
         "--cache", type=Path, help="bundle cache (default ~/.cache/edgeps/bench/<checkpoint sha256[:12]>/<HxW>/)"
@@ -78,6 +91,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--python",
         type=Path,
         help="interpreter for the worker processes, e.g. .venv-runtime/bin/python (default: this one)",
+    )
+    sweep = parser.add_argument_group("choose a deployment for a frame rate (--target-fps)")
+    sweep.add_argument(
+        "--target-fps", type=float, help="pick the most accurate configuration whose stream reaches N FPS"
+    )
+    sweep.add_argument("--pq-data", default="synth:val:16", help="data spec the PQ of each row is measured on")
+    sweep.add_argument(
+        "--thread-counts", help="comma list of inference threads to sweep (default: 1, cores - 1 and cores)"
+    )
+    sweep.add_argument("--stream-frames", type=int, default=40, help="frames timed through the stream per row")
+    sweep.add_argument(
+        "--max-minutes", type=float, help="stop the sweep after M minutes; rows not measured are listed as skipped"
     )
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -140,7 +165,9 @@ def _matrix_bundles(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
         from edgeps.training.checkpoint import load_checkpoint
 
         sizes = [tuple(int(v) for v in load_checkpoint(args.checkpoint)["config"]["data"]["input_size"])]
-    entries = ensure_matrix(args.checkpoint, split_list(args.formats), split_list(args.precisions), sizes, args.cache)
+    entries = ensure_matrix(
+        args.checkpoint, split_list(args.formats or "onnx"), split_list(args.precisions or "fp32"), sizes, args.cache
+    )
     errors = [f"{e.format}-{e.precision} {e.size[0]}x{e.size[1]}: {e.error}" for e in entries if e.error]
     return [e.path for e in entries if not e.error], errors
 
@@ -157,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_compare(args)
     if not args.bundle and not args.checkpoint:
         raise ConfigError("give --bundle DIR [DIR ...] or --checkpoint CKPT (or --compare A.json B.json)")
+    if args.target_fps is not None:
+        return _run_sweep(args)
     if args.frames is not None:
         print("edgeps bench: --frames is deprecated, use --iters", file=sys.stderr)
         args.iters = args.frames
@@ -222,3 +251,140 @@ def run(args: argparse.Namespace) -> int:
         print("export failures (not measured):\n  " + "\n  ".join(errors), file=sys.stderr)
         return 1
     return 0
+
+
+def _sweep_threads(text: str | None) -> list[int]:
+    from edgeps.apps.arguments import split_list
+    from edgeps.errors import ConfigError
+
+    if text is None:
+        cores = os.cpu_count() or 1
+        return sorted({1, max(1, cores - 1), cores})
+    try:
+        counts = sorted({int(v) for v in split_list(text)})
+    except ValueError:
+        raise ConfigError(f"--thread-counts: expected a comma list of integers, got {text!r}") from None
+    if not counts or counts[0] < 1:
+        raise ConfigError(f"--thread-counts: expected integers >= 1, got {text!r}")
+    return counts
+
+
+def _bundle_pq(bundle: Path, data: str, backend: str | None) -> float:
+    """PQ (fraction) of ``bundle`` on the data spec (PQ does not depend on the thread count)."""
+    from edgeps.data.datasets import open_dataset
+    from edgeps.evaluation import evaluate_predictor
+    from edgeps.runtimes import load
+
+    rt = load(bundle, backend=backend)
+    return float(evaluate_predictor(rt, open_dataset(data), show_progress=False)["All"]["pq"])
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    """``--target-fps``: export (or take) the bundles, measure PQ and stream FPS per thread
+    count, print the Pareto table and the chosen row, write the JSON and chart."""
+    from edgeps.apps.arguments import parse_size, split_list
+    from edgeps.apps.bench.cache import ensure_matrix
+    from edgeps.apps.bench.device import describe_device
+    from edgeps.apps.bench.measure import load_frames, measure_in_worker, save_frames
+    from edgeps.apps.bench.sweep import choose_row, format_sweep, sweep_report, sweep_sizes, write_pareto_chart
+    from edgeps.bundle import read_manifest
+    from edgeps.errors import ConfigError, EdgepsError
+    from edgeps.io.coco_panoptic import write_json
+    from edgeps.runtimes.cpu import runs_natively
+
+    if args.target_fps <= 0:
+        raise ConfigError(f"--target-fps: expected > 0, got {args.target_fps}")
+    if args.stream_frames < 2:
+        raise ConfigError(f"--stream-frames: expected >= 2, got {args.stream_frames}")
+    if args.in_process:
+        raise ConfigError("--target-fps measures every row in its own worker process; drop --in-process")
+    deadline = None if args.max_minutes is None else time.monotonic() + 60 * args.max_minutes
+    threads = _sweep_threads(args.thread_counts)
+    skipped: list[dict[str, str]] = []
+    bf16_ok = runs_natively("bf16")
+    bundles: list[Path] = list(args.bundle or [])
+    if args.checkpoint:
+        from edgeps.training.checkpoint import load_checkpoint
+
+        trained = tuple(int(v) for v in load_checkpoint(args.checkpoint)["config"]["data"]["input_size"])
+        sizes = [parse_size(v) for v in split_list(args.sizes)] if args.sizes else sweep_sizes(trained)
+        formats = split_list(args.formats) if args.formats else [f for f in FORMATS if f != "torch"]
+        wanted = split_list(args.precisions) if args.precisions else ["fp32", "int8", "bf16"]
+        precisions = [p for p in wanted if p in PRECISIONS]
+        if "bf16" in precisions and not bf16_ok:
+            precisions.remove("bf16")
+            if args.precisions:
+                skipped.append({"row": "bf16", "reason": "this CPU has no native bf16 (AVX512-BF16 / AMX)"})
+        for size in sizes:
+            if deadline is not None and time.monotonic() > deadline:
+                skipped.append({"row": f"{size[0]}x{size[1]} (export)", "reason": "--max-minutes reached"})
+                continue
+            for e in ensure_matrix(args.checkpoint, formats, precisions, [size], args.cache):
+                if e.error:
+                    skipped.append({"row": f"{e.format}-{e.precision} {size[0]}x{size[1]}", "reason": e.error})
+                else:
+                    bundles.append(e.path)
+    frames = load_frames(args.data)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="edgeps-sweep-") as tmp:
+        frames_file = save_frames(frames, Path(tmp) / "frames.npy")
+        for bundle in bundles:
+            m = read_manifest(bundle)
+            name = f"{m.format}-{m.precision} {m.input.size[0]}x{m.input.size[1]}"
+            if m.precision == "bf16" and not bf16_ok:
+                skipped.append({"row": name, "reason": "this CPU has no native bf16 (AVX512-BF16 / AMX)"})
+                continue
+            if deadline is not None and time.monotonic() > deadline:
+                skipped.append({"row": name, "reason": "--max-minutes reached"})
+                continue
+            try:
+                pq = _bundle_pq(bundle, args.pq_data, args.backend)
+            except EdgepsError as exc:
+                skipped.append({"row": name, "reason": f"PQ failed: {exc}"})
+                continue
+            for t in threads:
+                if deadline is not None and time.monotonic() > deadline:
+                    skipped.append({"row": f"{name} t{t}", "reason": "--max-minutes reached"})
+                    continue
+                print(f"[sweep] {name}, {t} thread(s): PQ {100 * pq:.1f}", file=sys.stderr, flush=True)
+                row = measure_in_worker(
+                    bundle,
+                    backend=args.backend,
+                    device=args.device,
+                    threads=t,
+                    warmup=args.warmup,
+                    iters=args.iters,
+                    data=args.data,
+                    python=args.python,
+                    frames_file=frames_file,
+                    stream_frames=args.stream_frames,
+                )
+                row["threads"] = t
+                row["pq"] = pq
+                rows.append(row)
+    if not rows:
+        raise ConfigError(
+            "--target-fps: no configuration was measured:\n  "
+            + "\n  ".join(f"{s['row']}: {s['reason']}" for s in skipped)
+        )
+    chosen = choose_row(rows, args.target_fps)
+    print(format_sweep(rows, chosen, args.target_fps))
+    for s in skipped:
+        print(f"skipped {s['row']}: {s['reason']}")
+    config = {
+        "pq_data": args.pq_data,
+        "data": args.data,
+        "stream_frames": args.stream_frames,
+        "thread_counts": threads,
+        "iters": args.iters,
+        "warmup": args.warmup,
+        "max_minutes": args.max_minutes,
+    }
+    if args.json_out:
+        write_json(args.json_out, sweep_report(rows, chosen, args.target_fps, describe_device(), config, skipped))
+        print(f"json: {args.json_out}")
+    chart = _chart_path(args)
+    if chart:
+        write_pareto_chart(chart, rows, chosen, args.target_fps)
+        print(f"chart: {chart}")
+    return 0 if chosen is not None else 1

@@ -207,6 +207,31 @@ class ImageFolderSource(FrameSource):
         return list(self._skipped)
 
 
+class ArraySource(FrameSource):
+    """Frames already in memory (a benchmark's, a test's), read in order ``repeat`` times; not
+    live, no decoding: the stream's cost without the capture's."""
+
+    kind = "frames"
+
+    def __init__(self, frames: list[np.ndarray], *, repeat: int = 1, spec: str = "frames"):
+        super().__init__(spec)
+        if not frames:
+            raise SourceError(f"{spec}: no frames")
+        if repeat < 1:
+            raise SourceError(f"{spec}: repeat must be >= 1, got {repeat}")
+        self._frames = [as_bgr(f, f"{spec}[{i}]") for i, f in enumerate(frames)]
+        self._total = len(self._frames) * repeat
+        self._next = 0
+        self.size = self._frames[0].shape[:2]
+
+    def read(self) -> np.ndarray | None:
+        if self._next >= self._total:
+            return None
+        frame = self._frames[self._next % len(self._frames)]
+        self._next += 1
+        return frame
+
+
 def _why(kind: str) -> str:
     return {
         "camera": "no such camera device, or it is busy",
