@@ -7,11 +7,16 @@ or a launch file): every value goes through :func:`params_from_dict`, which rais
 
 ROS parameters have one type each, so "use the bundle's value" is a sentinel: ``threshold``
 < 0, ``nms_kernel`` 0, ``top_k`` -1 (0 means no limit), ``stuff_area`` -1, ``threads`` 0.
+
+Cameras: ``image_topic`` (one camera, outputs at ``~/panoptic``, ...) or ``image_topics`` (one
+or more, outputs at ``~/<camera>/panoptic``, ...), never both. :func:`camera_specs` turns the
+parameters into one :class:`CameraSpec` per camera (name, topic, transport, output namespace).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,8 @@ from edgeps.validate import check_choice, check_value
 
 NODE_NAME = "edgeps_panoptic"
 QOS_CHOICES = ("reliable", "sensor_data")
+TRANSPORT_CHOICES = ("auto", "raw", "compressed")
+COMPRESSED_SUFFIX = "/compressed"
 SEMANTIC_ENCODINGS = ("auto", "mono8", "mono16")
 # Parameters rclpy declares on every node by itself; not ours to validate.
 ROS_BUILTIN_PARAMETERS = frozenset({"use_sim_time", "start_type_description_service"})
@@ -37,7 +44,11 @@ class NodeParams:
     device: str = "cpu"
     threads: int = 0
     image_topic: str = "/camera/image_raw"
-    qos: str = "reliable"
+    image_topics: tuple[str, ...] = ()
+    camera_names: tuple[str, ...] = ()
+    input_transport: str = "auto"
+    qos: str = "sensor_data"
+    no_frame_error_s: float = 5.0
     publish_overlay: bool = True
     overlay_legend: bool = False
     semantic_encoding: str = "auto"
@@ -61,24 +72,48 @@ class NodeParams:
         return out
 
 
-# name -> default, in declaration order; ``bundle`` has no usable default.
+# name -> default, in declaration order; ``bundle`` has no usable default. List parameters
+# default to () (the node declares them as string arrays).
 DEFAULTS: dict[str, Any] = {f.name: ("" if f.name == "bundle" else f.default) for f in dataclasses.fields(NodeParams)}
+_KINDS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "tuple[str, ...]": tuple}
+# What a camera name may be: one token of a ROS name (it becomes ``~/<camera>/panoptic``).
+_NAME_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_topic(topic: str, where: str) -> str:
+    if not topic or any(c.isspace() for c in topic) or topic.endswith("/"):
+        raise ConfigError(f"{where}: expected a topic name, got {topic!r}")
+    return topic
+
+
+def _string_list(value: Any, where: str) -> tuple[str, ...]:
+    """A list of strings (rclpy hands string arrays over as lists) -> a tuple."""
+    items = check_value(value, (list, tuple), where)
+    return tuple(check_value(v, str, f"{where}[{i}]") for i, v in enumerate(items))
 
 
 def params_from_dict(raw: dict[str, Any]) -> NodeParams:
     """Validate parameter values (missing ones take their defaults); raises ConfigError naming
-    the first bad parameter. Checks the bundle folder exists, not that it loads."""
+    the first bad parameter. Checks the bundle folder exists, not that it loads.
+
+    ``raw`` holds only the parameters that were given: ``image_topic`` and ``image_topics``
+    given together are refused (which one would win is not obvious from a launch file).
+    """
     unknown = sorted(set(raw) - set(DEFAULTS) - ROS_BUILTIN_PARAMETERS)
     if unknown:
         raise ConfigError(f"parameter '{unknown[0]}': unknown (known: {', '.join(DEFAULTS)})")
     values: dict[str, Any] = {}
     for f in dataclasses.fields(NodeParams):
         value = raw.get(f.name, DEFAULTS[f.name])
-        kind = {"str": str, "int": int, "float": float, "bool": bool}[
-            f.type if isinstance(f.type, str) else f.type.__name__
-        ]
-        values[f.name] = check_value(value, kind, f"parameter '{f.name}'")
+        kind = _KINDS[f.type if isinstance(f.type, str) else f.type.__name__]
+        where = f"parameter '{f.name}'"
+        values[f.name] = _string_list(value, where) if kind is tuple else check_value(value, kind, where)
     p = NodeParams(**values)
+    if "image_topic" in raw and p.image_topics:
+        raise ConfigError(
+            "parameter 'image_topics': set either image_topic (one camera, outputs at ~/panoptic) or image_topics "
+            "(outputs at ~/<camera>/panoptic), not both"
+        )
     if not p.bundle:
         raise ConfigError("parameter 'bundle': required (a bundle folder with edgeps.yaml, from `edgeps export`)")
     if not Path(p.bundle).is_dir():
@@ -86,9 +121,14 @@ def params_from_dict(raw: dict[str, Any]) -> NodeParams:
     if p.threads < 0:
         raise ConfigError(f"parameter 'threads': expected >= 0 (0: the backend's default), got {p.threads}")
     check_choice(p.qos, QOS_CHOICES, "parameter 'qos'")
+    check_choice(p.input_transport, TRANSPORT_CHOICES, "parameter 'input_transport'")
     check_choice(p.semantic_encoding, SEMANTIC_ENCODINGS, "parameter 'semantic_encoding'")
-    if not p.image_topic or any(c.isspace() for c in p.image_topic):
-        raise ConfigError(f"parameter 'image_topic': expected a topic name, got {p.image_topic!r}")
+    if p.no_frame_error_s <= 0:
+        raise ConfigError(
+            f"parameter 'no_frame_error_s': seconds without a frame before /diagnostics says ERROR, > 0, got "
+            f"{p.no_frame_error_s}"
+        )
+    camera_specs(p)  # topics, names and transports
     if not p.device:
         raise ConfigError("parameter 'device': empty (e.g. cpu, cuda, tensorrt, CPU, GPU)")
     if p.threshold > 1.0:
@@ -102,6 +142,86 @@ def params_from_dict(raw: dict[str, Any]) -> NodeParams:
     if p.stuff_area < -1:
         raise ConfigError(f"parameter 'stuff_area': >= 0 (model pixels) or -1 for the bundle's, got {p.stuff_area}")
     return p
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """One camera of the node: ``name`` (in logs and /diagnostics), the input ``topic``, its
+    ``transport`` (``raw``: sensor_msgs/Image, ``compressed``: sensor_msgs/CompressedImage) and
+    the output ``namespace`` under the node (``""``: ``~/panoptic``; ``front``: ``~/front/panoptic``)."""
+
+    name: str
+    topic: str
+    transport: str
+    namespace: str
+
+    def output(self, name: str) -> str:
+        """The private topic name of output ``name`` for this camera (``~/front/panoptic``)."""
+        return f"~/{self.namespace}/{name}" if self.namespace else f"~/{name}"
+
+
+def camera_name(topic: str) -> str:
+    """A camera name from its topic: the namespace holding the image topic, so
+    ``/front/image_raw`` and ``/robot/front/image_raw/compressed`` are ``front`` (a one-level
+    topic is its own name: ``/front_cam`` -> ``front_cam``); characters a ROS name cannot hold
+    become ``_``."""
+    parts = [x for x in topic.split("/") if x]
+    if parts and parts[-1] == "compressed":
+        parts.pop()
+    if len(parts) > 1:
+        parts.pop()
+    name = re.sub(r"[^A-Za-z0-9_]", "_", parts[-1] if parts else "camera")
+    return name if _NAME_TOKEN.fullmatch(name) else f"camera_{name}"
+
+
+def transport_of(topic: str, setting: str) -> str:
+    """``raw`` or ``compressed`` for ``topic`` under ``input_transport`` = ``setting`` (``auto``:
+    compressed exactly when the topic ends in ``/compressed``, image_transport's convention)."""
+    if setting == "auto":
+        return "compressed" if topic.endswith(COMPRESSED_SUFFIX) else "raw"
+    if setting == "raw" and topic.endswith(COMPRESSED_SUFFIX):
+        raise ConfigError(
+            f"parameter 'input_transport': raw (sensor_msgs/Image) but topic {topic} ends in /compressed "
+            "(sensor_msgs/CompressedImage); use compressed or auto"
+        )
+    return setting
+
+
+def camera_specs(p: NodeParams) -> list[CameraSpec]:
+    """The node's cameras, in parameter order; raises ConfigError naming the parameter for a bad
+    or repeated topic, a bad or repeated camera name, or ``camera_names`` of another length."""
+    if not p.image_topics:
+        if p.camera_names:
+            raise ConfigError("parameter 'camera_names': only with image_topics (image_topic has one camera)")
+        topic = _check_topic(p.image_topic, "parameter 'image_topic'")
+        return [CameraSpec(camera_name(topic), topic, transport_of(topic, p.input_transport), "")]
+    topics = [_check_topic(t, f"parameter 'image_topics'[{i}]") for i, t in enumerate(p.image_topics)]
+    if len(set(topics)) != len(topics):
+        dup = next(t for t in topics if topics.count(t) > 1)
+        raise ConfigError(f"parameter 'image_topics': {dup} is listed twice")
+    if p.camera_names:
+        if len(p.camera_names) != len(topics):
+            raise ConfigError(
+                f"parameter 'camera_names': {len(p.camera_names)} names for {len(topics)} image_topics (one per topic)"
+            )
+        for i, n in enumerate(p.camera_names):
+            if not _NAME_TOKEN.fullmatch(n):
+                raise ConfigError(
+                    f"parameter 'camera_names'[{i}]: {n!r} is not a ROS name token (letters, digits, _; not starting "
+                    "with a digit)"
+                )
+        names = list(p.camera_names)
+        where = "parameter 'camera_names'"
+    else:
+        names = [camera_name(t) for t in topics]
+        where = "parameter 'image_topics'"
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ConfigError(
+            f"{where}: two cameras are named {dup!r}"
+            + (" (names come from the topics' namespaces; set camera_names)" if not p.camera_names else "")
+        )
+    return [CameraSpec(n, t, transport_of(t, p.input_transport), n) for n, t in zip(names, topics)]
 
 
 def apply_postprocess(settings: PostprocessSettings, params: NodeParams) -> PostprocessSettings:
