@@ -13,12 +13,14 @@ from edgeps import LABEL_DIVISOR, VOID_LABEL
 from edgeps.apps.cli import main
 from edgeps.categories import Categories
 from edgeps.data.datasets import (
+    SYNTH_DEV_COUNT,
+    SYNTH_DEV_SEED_BASE,
     CityscapesPanopticDataset,
     CocoPanopticDataset,
     SynthDataset,
     open_dataset,
 )
-from edgeps.data.street import SYNTH_VAL_SEED_BASE, render_scene
+from edgeps.data.street import SYNTH_TRAIN_SEED_MAX, SYNTH_VAL_SEED_BASE, SYNTH_VAL_SIZE, render_scene, synth_val_seeds
 from edgeps.data.synthetic import SYNTH_CATEGORIES
 from edgeps.errors import ConfigError, DataNotFoundError, FormatError
 from edgeps.io.cityscapes import CITYSCAPES_CATEGORIES
@@ -45,7 +47,7 @@ def test_synth_train_seeds_start_at_the_offset() -> None:
     ds = SynthDataset("train", n=4, size=SMALL, seed_offset=100)
     assert len(ds) == 4 and list(ds.seeds) == [100, 101, 102, 103]
     np.testing.assert_array_equal(ds[1].panoptic, render_scene(101, SMALL).panoptic)
-    assert len(SynthDataset("train", size=SMALL, seed_offset=999_990)) == 10
+    assert len(SynthDataset("train", size=SMALL, seed_offset=998_990)) == 10
     assert [s.name for s in SynthDataset("train", n=2, size=SMALL)] == ["synth_0000000", "synth_0000001"]
 
 
@@ -54,8 +56,11 @@ def test_synth_train_seeds_start_at_the_offset() -> None:
     [
         (("val",), {"n": 201}),
         (("val",), {"seed_offset": 5}),
-        (("train",), {"n": 11, "seed_offset": 999_990}),  # would reach synth:val's seeds
+        (("train",), {"n": 11, "seed_offset": 998_990}),  # would reach synth:dev's seeds
+        (("train",), {"seed_offset": 999_000}),
         (("train",), {"seed_offset": -1}),
+        (("dev",), {"n": SYNTH_DEV_COUNT + 1}),
+        (("dev",), {"seed_offset": 5}),
         (("test",), {}),
     ],
 )
@@ -71,11 +76,34 @@ def test_open_dataset_parses_synth_specs() -> None:
     assert len(open_dataset("synth:val:5")) == 5
     train = open_dataset(" synth:train:10 ", size=SMALL)
     assert train.split == "train" and len(train) == 10 and train[0].image.shape == (*SMALL, 3)
-    assert len(open_dataset("synth:train")) == 1_000_000
+    assert len(open_dataset("synth:train")) == SYNTH_DEV_SEED_BASE == 999_000
+
+
+def test_synth_dev_opens_like_val_on_its_own_seeds() -> None:
+    dev = open_dataset("synth:dev")
+    assert isinstance(dev, SynthDataset) and dev.split == "dev" and len(dev) == SYNTH_DEV_COUNT == 200
+    assert dev.size == SYNTH_VAL_SIZE and list(dev.seeds) == list(range(999_000, 999_200))
+    small = open_dataset("synth:dev:3", size=SMALL)
+    assert len(small) == 3 and small.categories.names == SYNTH_CATEGORIES.names
+    s, ref = small[2], render_scene(SYNTH_DEV_SEED_BASE + 2, SMALL)
+    np.testing.assert_array_equal(s.image, ref.image)
+    np.testing.assert_array_equal(s.panoptic, ref.panoptic)
+    assert s.name == "synth_0999002" and s.occlusion == ref.occlusion
+
+
+def test_synth_dev_seeds_are_disjoint_from_val_and_training() -> None:
+    """Every seed synth:train can draw (any offset, the whole split) is below synth:dev's, and
+    synth:dev ends before synth:val starts."""
+    dev = set(open_dataset("synth:dev").seeds)
+    train = open_dataset("synth:train").seeds
+    assert train.start == 0 and train.stop <= min(dev)
+    assert dev.isdisjoint(synth_val_seeds()) and max(dev) < SYNTH_TRAIN_SEED_MAX <= min(synth_val_seeds())
+    assert dev.isdisjoint(open_dataset("synth:train:400").seeds)
 
 
 @pytest.mark.parametrize(
-    "spec", ["synth:", "synth:test", "synth:train:0", "synth:train:x", "synth:val:300", "synth:val:1:2", ""]
+    "spec",
+    ["synth:", "synth:test", "synth:train:0", "synth:train:x", "synth:val:300", "synth:val:1:2", "synth:dev:201", ""],
 )
 def test_bad_synth_specs_are_config_errors_naming_the_spec(spec: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -339,3 +367,60 @@ def test_cityscapes_missing_image(tmp_path) -> None:
         p.unlink()
     with pytest.raises(DataNotFoundError, match="leftImg8bit"):
         CityscapesPanopticDataset(tmp_path)
+
+
+# ----------------------------------------------------------------------------- dev set in training
+def test_default_configs_pick_best_on_synth_dev_and_eval_reports_on_synth_val() -> None:
+    import argparse
+    from pathlib import Path
+
+    from edgeps.apps.commands import eval as eval_command
+    from edgeps.training.config import TrainConfig, load_config
+
+    root = Path(__file__).resolve().parents[1]
+    assert TrainConfig().data.val == "synth:dev"
+    default, fpn = load_config(root / "configs/synth.yaml"), load_config(root / "configs/synth-fpn.yaml")
+    assert default.data.val == "synth:dev"
+    # synth-fpn.yaml is synth.yaml with the other neck (amp, freeze_at, threshold, data alike)
+    a, b = default.to_dict(), fpn.to_dict()
+    assert (a["model"].pop("neck"), b["model"].pop("neck")) == ("deeplab", "fpn")
+    assert a == b
+    parser = argparse.ArgumentParser()
+    eval_command.add_arguments(parser)
+    assert parser.parse_args(["--checkpoint", "x.pt"]).data == "synth:val"
+
+
+def test_tiny_training_picks_best_on_synth_dev(tmp_path) -> None:
+    from edgeps.training.checkpoint import load_checkpoint
+    from edgeps.training.config import config_from_dict
+    from edgeps.training.trainer import train
+
+    cfg = config_from_dict(
+        {
+            "model": {
+                "width_mult": 0.35,
+                "pretrained": False,
+                "semantic_channels": 16,
+                "instance_channels": 16,
+                "aspp_channels": 16,
+                "head_channels": 8,
+            },
+            "data": {
+                "train_images": 4,
+                "val": "synth:dev:2",
+                "val_images": 2,
+                "input_size": [64, 128],
+                "crop": [64, 128],
+                "scale_range": [1.0, 1.0],
+                "center_sigma": 3.0,
+                "workers": 0,
+            },
+            "schedule": {"max_steps": 4, "batch_size": 2, "eval_every": 2, "checkpoint_every": 0, "threads": 2},
+            "postprocess": {"stuff_area": 32},
+        }
+    )
+    metrics = train(cfg, tmp_path, show_progress=False)
+    best = tmp_path / "checkpoints" / "best.pt"
+    assert best.is_file() and metrics["final_eval"]["images"] == 2
+    ck = load_checkpoint(best)
+    assert ck["config"]["data"]["val"] == "synth:dev:2" and ck["history"]["eval_step"]

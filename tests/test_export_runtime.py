@@ -165,7 +165,7 @@ def _copy(bundle: Path, tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     "edit, error, match",
     [
-        (lambda d: d.pop("format"), FormatError, "format: missing (a required key)"),
+        (lambda d: d.pop("format"), FormatError, r"format: missing \(a required key\)"),
         (lambda d: d.update(colour="red"), FormatError, "unknown key 'colour'"),
         (lambda d: d.update(format_version=99), FormatError, "format_version"),
         (lambda d: d.update(precision="int4"), FormatError, "precision"),

@@ -10,6 +10,11 @@ access, so a large set never sits in memory.
 Data specs (configs, ``edgeps train/eval/export/bench``): ``SOURCE`` or ``SOURCE:SPLIT[:N]``.
 
 - ``synth:train[:N]`` / ``synth:val[:N]``: the built-in street scenes (:mod:`edgeps.data.street`).
+- ``synth:dev[:N]``: held-out street scenes for choices made while developing (which checkpoint
+  is ``best.pt``, variants, post-processing settings): ``SYNTH_DEV_COUNT`` scenes from seed
+  ``SYNTH_DEV_SEED_BASE``, rendered like synth:val (``SYNTH_VAL_SIZE``, default things per
+  scene). Disjoint from synth:val and from every seed ``synth:train`` can draw, so synth:val
+  stays for reporting only.
 - ``DIR[:SPLIT[:N]]``: a Cityscapes root (has ``gtFine/``; splits from
   ``gtFine/cityscapes_panoptic_{split}.json``) or a COCO-panoptic root, in the official layout
   (``annotations/panoptic_{split}2017.json`` + ``annotations/panoptic_{split}2017/`` +
@@ -34,7 +39,6 @@ import numpy as np
 from edgeps import LABEL_DIVISOR
 from edgeps.categories import Categories
 from edgeps.data.street import (
-    SYNTH_TRAIN_SEED_MAX,
     SYNTH_VAL_COUNT,
     SYNTH_VAL_SEED_BASE,
     SYNTH_VAL_SIZE,
@@ -52,6 +56,8 @@ from edgeps.io.coco_panoptic import (
 from edgeps.io.images import read_bgr
 
 __all__ = [
+    "SYNTH_DEV_COUNT",
+    "SYNTH_DEV_SEED_BASE",
     "CityscapesPanopticDataset",
     "CocoPanopticDataset",
     "DataSpec",
@@ -62,6 +68,14 @@ __all__ = [
     "open_dataset",
     "parse_data_spec",
 ]
+
+SYNTH_DEV_SEED_BASE = 999_000
+"""First seed of synth:dev; ``synth:train`` stays below it (seeds ``0 .. SYNTH_DEV_SEED_BASE - 1``)."""
+SYNTH_DEV_COUNT = 200
+"""Scenes in synth:dev (seeds ``SYNTH_DEV_SEED_BASE + i``); seeds after them up to
+``edgeps.data.street.SYNTH_TRAIN_SEED_MAX`` are reserved (neither training nor dev)."""
+SYNTH_SPLITS = ("train", "dev", "val")
+"""The splits of the built-in synthetic data."""
 
 FLAT_IMAGE_DIRS = ("images", "input_images")
 """Image folders looked for beside a flat COCO panoptic JSON that names no split folder."""
@@ -86,12 +100,18 @@ def _index(i: int, n: int) -> int:
 
 
 class SynthDataset:
-    """Street scenes rendered on access: ``split="val"`` is synth:val (seeds
-    ``SYNTH_VAL_SEED_BASE + i``, the first ``n`` of its 200); ``split="train"`` uses seeds
-    ``seed_offset + i``, all below ``SYNTH_TRAIN_SEED_MAX`` so training never sees synth:val.
+    """Street scenes rendered on access.
 
-    ``size`` other than ``SYNTH_VAL_SIZE`` renders the same scenes at another resolution;
-    scores on that are not synth:val scores.
+    - ``split="val"``: synth:val (seeds ``SYNTH_VAL_SEED_BASE + i``, the first ``n`` of its
+      ``SYNTH_VAL_COUNT``), for reported scores only.
+    - ``split="dev"``: synth:dev (seeds ``SYNTH_DEV_SEED_BASE + i``, the first ``n`` of its
+      ``SYNTH_DEV_COUNT``), for choosing checkpoints, variants and settings.
+    - ``split="train"``: seeds ``seed_offset + i``, all below ``SYNTH_DEV_SEED_BASE``, so
+      training never sees a dev or val scene.
+
+    ``seed_offset`` applies to ``train`` only (ConfigError otherwise). ``size`` other than
+    ``SYNTH_VAL_SIZE`` renders the same scenes at another resolution; scores on that are not
+    synth:val (or synth:dev) scores. ``n_things`` as in :func:`edgeps.data.street.render_scene`.
     """
 
     def __init__(
@@ -103,25 +123,28 @@ class SynthDataset:
         *,
         n_things: tuple[int, int] | None = None,
     ) -> None:
-        if split == "val":
+        if split in ("val", "dev"):
             if seed_offset:
-                raise ConfigError(f"seed_offset applies to split 'train' only (synth:val is frozen), got {seed_offset}")
-            n = SYNTH_VAL_COUNT if n is None else n
-            if not 1 <= n <= SYNTH_VAL_COUNT:
-                raise ConfigError(f"synth:val has {SYNTH_VAL_COUNT} images; n must be 1..{SYNTH_VAL_COUNT}, got {n}")
-            first = SYNTH_VAL_SEED_BASE
-        elif split == "train":
-            if not 0 <= seed_offset < SYNTH_TRAIN_SEED_MAX:
-                raise ConfigError(f"seed_offset must be in [0, {SYNTH_TRAIN_SEED_MAX}), got {seed_offset}")
-            n = SYNTH_TRAIN_SEED_MAX - seed_offset if n is None else n
-            if not 1 <= n <= SYNTH_TRAIN_SEED_MAX - seed_offset:
                 raise ConfigError(
-                    f"synth:train: n must be 1..{SYNTH_TRAIN_SEED_MAX - seed_offset} (training seeds stay below "
-                    f"{SYNTH_TRAIN_SEED_MAX}), got {n}"
+                    f"seed_offset applies to split 'train' only (synth:{split} is frozen), got {seed_offset}"
+                )
+            frozen = {"val": (SYNTH_VAL_COUNT, SYNTH_VAL_SEED_BASE), "dev": (SYNTH_DEV_COUNT, SYNTH_DEV_SEED_BASE)}
+            count, first = frozen[split]
+            n = count if n is None else n
+            if not 1 <= n <= count:
+                raise ConfigError(f"synth:{split} has {count} images; n must be 1..{count}, got {n}")
+        elif split == "train":
+            if not 0 <= seed_offset < SYNTH_DEV_SEED_BASE:
+                raise ConfigError(f"seed_offset must be in [0, {SYNTH_DEV_SEED_BASE}), got {seed_offset}")
+            n = SYNTH_DEV_SEED_BASE - seed_offset if n is None else n
+            if not 1 <= n <= SYNTH_DEV_SEED_BASE - seed_offset:
+                raise ConfigError(
+                    f"synth:train: n must be 1..{SYNTH_DEV_SEED_BASE - seed_offset} (training seeds stay below "
+                    f"{SYNTH_DEV_SEED_BASE}, synth:dev's first), got {n}"
                 )
             first = seed_offset
         else:
-            raise ConfigError(f"synth split must be 'train' or 'val', got {split!r}")
+            raise ConfigError(f"synth split must be one of {', '.join(SYNTH_SPLITS)}, got {split!r}")
         self.split = split
         self.size = (int(size[0]), int(size[1]))
         self.n_things = n_things
@@ -359,7 +382,8 @@ class CityscapesPanopticDataset(_PanopticSetDataset):
 Dataset = SynthDataset | CocoPanopticDataset | CityscapesPanopticDataset
 
 SPEC_HELP = (
-    "a data spec is synth:train[:N], synth:val[:N], or DIR[:SPLIT[:N]] for a Cityscapes or COCO-panoptic root "
+    "a data spec is synth:train[:N], synth:dev[:N], synth:val[:N], "
+    "or DIR[:SPLIT[:N]] for a Cityscapes or COCO-panoptic root "
     "(no split: train for training, val for evaluation, calibration and parity)"
 )
 
@@ -399,8 +423,8 @@ def parse_data_spec(spec: str) -> DataSpec:
     try:
         if text == "synth" or text.startswith("synth:"):
             parts = text.split(":")
-            if len(parts) > 3 or (len(parts) > 1 and parts[1] not in ("train", "val")):
-                raise ConfigError(f"synthetic splits are train and val; {SPEC_HELP}")
+            if len(parts) > 3 or (len(parts) > 1 and parts[1] not in SYNTH_SPLITS):
+                raise ConfigError(f"synthetic splits are {', '.join(SYNTH_SPLITS)}; {SPEC_HELP}")
             return DataSpec(
                 "synth", parts[1] if len(parts) > 1 else None, _count(parts[2]) if len(parts) == 3 else None
             )

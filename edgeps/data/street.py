@@ -22,10 +22,17 @@ area (the nearer one hides part of the farther one). In a video each object keep
 synth:val -- a frozen definition. The held-out set is ``SYNTH_VAL_COUNT`` (200) scenes
 ``render_scene(SYNTH_VAL_SEED_BASE + i, SYNTH_VAL_SIZE)`` for i = 0..199, with
 ``SYNTH_VAL_SEED_BASE = 1_000_000`` and ``SYNTH_VAL_SIZE = (512, 1024)``. Training uses seeds
-below ``SYNTH_TRAIN_SEED_MAX`` (1_000_000), so the two never share a scene. Scores on synth:val
-are only comparable while these constants and the renderer's output stay the same: changing
-either (or anything that changes the pixels of ``render_scene``) is a breaking change and must
-bump ``GENERATOR_VERSION``.
+below ``SYNTH_TRAIN_SEED_MAX`` (1_000_000), so the two never share a scene; the data specs keep
+seeds 999_000.. for synth:dev, the set choices are made on (``edgeps.data.datasets``), and
+``synth:train`` below them. Scores on synth:val are only comparable while these constants and
+the renderer's output stay the same: changing either (or anything that changes the pixels of
+``render_scene``) is a breaking change and must bump ``GENERATOR_VERSION``.
+
+Frozen output. ``tests/test_pinned_sets.py`` pins the sha256 of synth:val (images and maps) and
+of the tracking benchmark's videos (``render_video`` of seeds 7, 11-19 at 512x1024). A change
+to the generator that would alter them (realism, new object kinds, other layouts) goes behind a
+training-only option: a keyword of ``render_scene`` / ``render_video``, off by default, that
+only the training data path turns on, so synth:val, synth:dev and the videos render as before.
 """
 
 from __future__ import annotations
