@@ -28,8 +28,19 @@ FORMAT_VERSION = 1
 # The heads of every exported graph, in output order (manifests index outputs by position), and
 # their layouts: semantic is the class map (argmax in the graph), the others are float maps.
 HEADS = ("semantic", "semantic_prob", "center", "offset")
-HEAD_LAYOUTS = {"semantic": "NHW", "semantic_prob": "NHW", "center": "NCHW", "offset": "NCHW"}
+# With the center extraction in the graph (``graph_centers`` in the manifest), two more outputs
+# after those: the top-K candidates of the peak map (see edgeps.model.deploy.center_candidates).
+CENTER_HEADS = ("center_index", "center_score")
+HEAD_LAYOUTS = {
+    "semantic": "NHW",
+    "semantic_prob": "NHW",
+    "center": "NCHW",
+    "offset": "NCHW",
+    "center_index": "NK",
+    "center_score": "NK",
+}
 FLOAT_HEADS = HEADS[1:]
+POSTPROCESS_PLACES = ("host", "graph")  # where the center extraction runs (export --postprocess)
 
 
 @dataclass
@@ -51,6 +62,8 @@ class Manifest:
     parity: dict[str, Any] | None = None
     source_checkpoint_sha256: str | None = None
     target: dict[str, Any] = field(default_factory=dict)
+    # threshold / nms_kernel / top_k the graph extracts centers with; None: the host does
+    graph_centers: dict[str, Any] | None = None
     edgeps_version: str = __version__
     format_version: int = FORMAT_VERSION
 
@@ -79,6 +92,7 @@ class Manifest:
             "parity": self.parity,
             "source_checkpoint_sha256": self.source_checkpoint_sha256,
             "target": self.target,
+            **({"graph_centers": self.graph_centers} if self.graph_centers is not None else {}),
         }
 
 
@@ -99,6 +113,7 @@ _TOP_KEYS = {
     "parity": (dict, type(None)),
     "source_checkpoint_sha256": (str, type(None)),
     "target": dict,
+    "graph_centers": (dict, type(None)),
 }
 _REQUIRED = (
     "format_version",
@@ -157,9 +172,11 @@ def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
     for head in ("semantic", "center", "offset"):
         if head not in outputs:
             raise FormatError(f"{where}.outputs: missing head '{head}'")
+    graph_centers = raw.get("graph_centers")
+    known = HEADS + CENTER_HEADS if graph_centers is not None else HEADS
     for head, desc in outputs.items():
-        if head not in HEADS:
-            raise FormatError(f"{where}.outputs: unknown head '{head}' (known: {', '.join(HEADS)})")
+        if head not in known:
+            raise FormatError(f"{where}.outputs: unknown head '{head}' (known: {', '.join(known)})")
         index = desc.get("index") if isinstance(desc, dict) else None
         if not isinstance(index, int) or isinstance(index, bool) or index < 0:
             raise FormatError(
@@ -173,6 +190,8 @@ def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
         post = PostprocessSettings.from_dict(raw["postprocess"], where=f"{where}.postprocess")
     except ValueError as exc:
         raise FormatError(str(exc)) from None
+    if graph_centers is not None:
+        _check_graph_centers(graph_centers, outputs, f"{where}.graph_centers")
     if raw.get("label_divisor", 1000) != post.label_divisor:
         raise FormatError(
             f"{where}.label_divisor: {raw['label_divisor']} differs from postprocess.label_divisor {post.label_divisor}"
@@ -193,9 +212,24 @@ def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
         parity=raw.get("parity"),
         source_checkpoint_sha256=raw.get("source_checkpoint_sha256"),
         target=raw.get("target") or {},
+        graph_centers=graph_centers,
         edgeps_version=raw.get("edgeps_version", "unknown"),
         format_version=raw["format_version"],
     )
+
+
+def _check_graph_centers(raw: Any, outputs: dict, where: str) -> None:
+    """``graph_centers``: the settings the graph extracts centers with, and its two outputs."""
+    check_mapping(
+        raw,
+        {"threshold": (int, float), "nms_kernel": int, "top_k": int},
+        where,
+        required=("threshold", "nms_kernel", "top_k"),
+        error=FormatError,
+    )
+    missing = [h for h in CENTER_HEADS if h not in outputs]
+    if missing:
+        raise FormatError(f"{where}: the graph extracts centers, but outputs lack {', '.join(missing)}")
 
 
 def read_manifest(bundle_dir: str | Path) -> Manifest:

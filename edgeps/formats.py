@@ -120,6 +120,9 @@ FORMATS: dict[str, Format] = {
     )
 }
 
+# Formats whose export can put the center extraction in the graph (export --postprocess graph).
+GRAPH_POSTPROCESS_FORMATS = ("onnx",)
+
 BACKENDS: dict[str, Backend] = {
     b.name: b
     for b in (
@@ -180,6 +183,7 @@ def precisions_help() -> str:
 __all__ = [
     "BACKENDS",
     "FORMATS",
+    "GRAPH_POSTPROCESS_FORMATS",
     "PRECISIONS",
     "PRECISION_TABLE",
     "Backend",

@@ -30,6 +30,7 @@ class ExportJob:
     calibration: CalibrationSet | None = None
     target: str = "generic"
     dynamic_hw: bool = False
+    graph_centers: dict[str, Any] | None = None  # threshold/nms_kernel/top_k: centers in the graph
 
 
 @dataclass

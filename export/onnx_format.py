@@ -22,7 +22,7 @@ import torch
 
 from edgeps.errors import ConfigError, ExportError
 from edgeps.export.job import ExportArtifact, ExportJob, timed_export
-from edgeps.model.deploy import OUTPUT_HEADS, DeployModel
+from edgeps.model.deploy import GRAPH_CENTER_HEADS, OUTPUT_HEADS, DeployModel
 
 log = logging.getLogger("edgeps.export.onnx")
 
@@ -40,7 +40,8 @@ def _export_fp32(job: ExportJob, path) -> str:
     """The fp32 graph at ``path``; returns the exporter that made it (``dynamo``, or
     ``torchscript`` at opset 17 when the dynamo exporter failed)."""
     # no Softmax op: ORT runs one over the class axis through a transpose (DeployModel's exp_sum)
-    deploy = DeployModel(job.model, prob_op="exp_sum").eval()
+    deploy = DeployModel(job.model, prob_op="exp_sum", centers=job.graph_centers).eval()
+    heads = list(OUTPUT_HEADS) + (list(GRAPH_CENTER_HEADS) if job.graph_centers is not None else [])
     x = torch.zeros(1, 3, *job.spec.size)
     dynamic = {"input": {2: "height", 3: "width"}} if job.dynamic_hw else None
     try:
@@ -54,7 +55,7 @@ def _export_fp32(job: ExportJob, path) -> str:
                 deploy,
                 (x,),
                 input_names=["input"],
-                output_names=list(OUTPUT_HEADS),
+                output_names=heads,
                 opset_version=OPSET,
                 dynamo=True,
                 **kwargs,
@@ -68,7 +69,7 @@ def _export_fp32(job: ExportJob, path) -> str:
             (x,),
             str(path),
             input_names=["input"],
-            output_names=list(OUTPUT_HEADS),
+            output_names=heads,
             opset_version=17,
             dynamic_axes=dynamic,
             dynamo=False,
@@ -77,8 +78,8 @@ def _export_fp32(job: ExportJob, path) -> str:
     model = onnx.load(str(path))
     onnx.checker.check_model(model)
     names = [o.name for o in model.graph.output]
-    if names != list(OUTPUT_HEADS):
-        raise ExportError(f"ONNX export produced outputs {names}, expected {list(OUTPUT_HEADS)}")
+    if names != heads:
+        raise ExportError(f"ONNX export produced outputs {names}, expected {heads}")
     return exporter
 
 
@@ -94,7 +95,7 @@ def _to_fp16(src, dst) -> None:
     model = convert_float_to_float16(
         onnx.load(str(src)),
         keep_io_types=True,
-        op_block_list=["ArgMax", "Softmax", "ReduceMax", "Exp", "ReduceSum", "Reciprocal"],
+        op_block_list=["ArgMax", "Softmax", "ReduceMax", "Exp", "ReduceSum", "Reciprocal", "MaxPool", "TopK"],
     )
     onnx.save(model, str(dst))
 

@@ -9,6 +9,10 @@ bars:
     bf16        mean |diff| <= BF16_MEAN_TOLERANCE, finite    >= BF16_MIN_AGREEMENT  within BF16_MAX_PQ_POINTS
     int8        -                                             >= INT8_MIN_AGREEMENT  -
 
+A bundle whose graph extracts the centers (``graph_centers`` in its manifest) is also held to
+GRAPH_MIN_AGREEMENT: its panoptic maps, from the graph's centers, against the host path's
+(the same heads with the centers found in the heatmap), on every parity image.
+
 fp16 is held to means, not maxima: rounding the weights to fp16 moves single pixels far (a
 probability, an offset at an instance edge) while the maps agree almost everywhere and PQ does
 not move. bf16 is held the same way with looser bars: it keeps 8 mantissa bits against fp16's
@@ -39,6 +43,7 @@ BF16_MEAN_TOLERANCE = {"semantic_prob": 0.02, "center": 0.01, "offset": 1.0}  # 
 BF16_MIN_AGREEMENT = 0.98
 BF16_MAX_PQ_POINTS = 1.5
 INT8_MIN_AGREEMENT = 0.98
+GRAPH_MIN_AGREEMENT = 0.999  # graph vs host center extraction: pixels of the panoptic map that agree
 # precision -> (mean |diff| bars per float head, min class agreement, max |PQ diff| in points)
 _MEAN_GATED = {
     "fp16": (FP16_MEAN_TOLERANCE, FP16_MIN_AGREEMENT, FP16_MAX_PQ_POINTS),
@@ -66,6 +71,8 @@ def parity_report(
     max_diff = dict.fromkeys(FLOAT_HEADS, 0.0)
     sum_diff, count = dict.fromkeys(FLOAT_HEADS, 0.0), dict.fromkeys(FLOAT_HEADS, 0)
     agree, total = 0, 0
+    post_agree, post_total = 0, 0
+    graph = runtime.manifest.graph_centers is not None
     subset = _Subset(dataset, n)
     for i in range(len(subset)):
         batch = runtime.preprocess(subset[i].image)
@@ -84,6 +91,14 @@ def parity_report(
             count[head] += diff.size
         agree += int((got["semantic"] == ref["semantic"]).sum())
         total += ref["semantic"].size
+        if graph:
+            from edgeps.postprocess import panoptic_from_outputs
+
+            kw = {"thing_ids": runtime.thing_ids, "settings": runtime.manifest.postprocess, "compute_scores": False}
+            in_graph = panoptic_from_outputs(got, **kw).panoptic
+            on_host = panoptic_from_outputs({h: got[h] for h in HEADS if h in got}, **kw).panoptic
+            post_agree += int((in_graph == on_host).sum())
+            post_total += on_host.size
     pq_bundle = evaluate_predictor(runtime, subset, show_progress=False)["All"]["pq"]
     pq_torch = evaluate_predictor(reference, subset, show_progress=False)["All"]["pq"]
     return {
@@ -100,6 +115,7 @@ def parity_report(
         "precision": precision,
         # what the runtime computed in (OpenVINO: bf16 only where the CPU has it natively)
         "inference_precision": runtime.info.get("inference_precision", precision),
+        **({"postprocess_agreement": post_agree / max(post_total, 1)} if graph else {}),
     }
 
 
@@ -129,6 +145,11 @@ def check_parity(report: dict[str, Any], name: str) -> None:
             raise ExportError(
                 f"{name}: {p} PQ differs from torch fp32 by {report['pq_diff_points']:.2f} points (more than {max_pq})"
             )
+    if "postprocess_agreement" in report and not report["postprocess_agreement"] >= GRAPH_MIN_AGREEMENT:
+        raise ExportError(
+            f"{name}: panoptic maps from the graph's centers agree with the host path on "
+            f"{100 * report['postprocess_agreement']:.3f} % of pixels (< {100 * GRAPH_MIN_AGREEMENT:.1f} %)"
+        )
     if report["precision"] == "int8" and report["class_agreement"] < INT8_MIN_AGREEMENT:
         raise ExportError(
             f"{name}: int8 class maps agree with torch on {100 * report['class_agreement']:.2f} % of pixels "

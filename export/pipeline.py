@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from edgeps.atomic import replace_dir, temp_name
-from edgeps.bundle import Manifest, write_manifest
+from edgeps.bundle import POSTPROCESS_PLACES, Manifest, write_manifest
 from edgeps.calibration.sets import CalibrationSet, load_calibration_set
 from edgeps.errors import ConfigError, EdgepsError, ExportError
 from edgeps.export.job import ExportJob
 from edgeps.export.parity import check_parity, parity_report
-from edgeps.formats import FORMATS, check_export_request
+from edgeps.formats import FORMATS, GRAPH_POSTPROCESS_FORMATS, check_export_request
 from edgeps.hashing import file_sha256
-from edgeps.model.deploy import OUTPUT_HEADS, OUTPUT_LAYOUTS
+from edgeps.model.deploy import GRAPH_CENTER_HEADS, OUTPUT_HEADS, OUTPUT_LAYOUTS
 from edgeps.preprocess import InputSpec
 from edgeps.training.inference import TorchPredictor, model_from_checkpoint
 
@@ -95,6 +95,7 @@ def export_bundles(
     target: str = "generic",
     dynamic_hw: bool = False,
     resize: str = "letterbox",
+    postprocess: str = "host",
 ) -> list[ExportResult]:
     """Export ``checkpoint`` to one bundle per (format, precision) under ``out``.
 
@@ -105,6 +106,11 @@ def export_bundles(
         calib, parity_data: data specs; default: the checkpoint's own train / val splits.
         size: model input (H, W); default: the training input size.
         target: the int8 target (one of each int8 format's ``targets``).
+        postprocess: ``host`` (the runtime finds the centers in the heatmap) or ``graph``
+            (the graph extracts them with the checkpoint's threshold / nms_kernel / top_k and
+            outputs the top-K candidates; formats in GRAPH_POSTPROCESS_FORMATS only, the others
+            keep ``host`` and say so). Recorded in the manifest as ``graph_centers``; the parity
+            gate then also checks the panoptic maps against the host path.
 
     Returns:
         The bundles, in request order, each past its parity gate.
@@ -121,9 +127,12 @@ def export_bundles(
         raise ConfigError(f"export request: {exc}") from None
     if left_out:
         log.info("not exported (the format does not offer that precision): %s", ", ".join(left_out))
+    if postprocess not in POSTPROCESS_PLACES:
+        raise ConfigError(f"--postprocess: one of {', '.join(POSTPROCESS_PLACES)}, got {postprocess!r}")
     model, categories, cfg = model_from_checkpoint(checkpoint)
     spec = InputSpec(size=tuple(size or cfg.data.input_size), resize=resize)
     cfg = _settings_at_size(cfg, spec.size)
+    graph_centers = _graph_centers(cfg, postprocess, dynamic_hw, [f for f, _ in jobs])
     calib, parity_data = _model_data(cfg, calib, parity_data, need_calib=any(p == "int8" for _, p in jobs))
     calibration: CalibrationSet | None = None
     if any(p == "int8" for _, p in jobs):
@@ -154,6 +163,7 @@ def export_bundles(
         Path(checkpoint),
         sha,
         out,
+        graph_centers,
     )
     for fmt, precision in jobs:
         name = f"{fmt}-{precision}"
@@ -185,6 +195,26 @@ class _ExportRun:
     checkpoint: Path
     sha: str
     out: Path
+    graph_centers: dict[str, Any] | None = None
+
+
+def _graph_centers(cfg: Any, postprocess: str, dynamic_hw: bool, formats: list[str]) -> dict[str, Any] | None:
+    """The center-extraction settings a ``--postprocess graph`` export bakes in (None for host)."""
+    if postprocess == "host":
+        return None
+    post = cfg.postprocess
+    if post.top_k is None:
+        raise ConfigError("--postprocess graph needs postprocess.top_k (the graph's outputs have a fixed size)")
+    if dynamic_hw:
+        raise ConfigError("--postprocess graph takes a static input size (no --dynamic-hw)")
+    host_only = sorted({f for f in formats if f not in GRAPH_POSTPROCESS_FORMATS})
+    if host_only:
+        log.info(
+            "centers stay on the host for %s (graph post-processing: %s)",
+            ", ".join(host_only),
+            ", ".join(GRAPH_POSTPROCESS_FORMATS),
+        )
+    return {"threshold": float(post.threshold), "nms_kernel": int(post.nms_kernel), "top_k": int(post.top_k)}
 
 
 def _settings_at_size(cfg: Any, size: tuple[int, int]) -> Any:
@@ -222,7 +252,9 @@ def _export_one(fmt: str, precision: str, run: _ExportRun) -> ExportResult:
             run.calibration,
             run.target,
             run.dynamic_hw,
+            run.graph_centers if fmt in GRAPH_POSTPROCESS_FORMATS else None,
         )
+        heads = list(OUTPUT_HEADS) + (list(GRAPH_CENTER_HEADS) if job.graph_centers is not None else [])
         try:
             art = module.export(job)
         except (ConfigError, ExportError):
@@ -238,7 +270,7 @@ def _export_one(fmt: str, precision: str, run: _ExportRun) -> ExportResult:
             input=run.spec,
             outputs={
                 h: {"name": h, "index": art.output_index.get(h, i), "layout": OUTPUT_LAYOUTS[h]}
-                for i, h in enumerate(OUTPUT_HEADS)
+                for i, h in enumerate(heads)
             },
             postprocess=run.cfg.postprocess,
             label_divisor=run.cfg.postprocess.label_divisor,
@@ -246,6 +278,7 @@ def _export_one(fmt: str, precision: str, run: _ExportRun) -> ExportResult:
             calibration=run.calibration.summary() if (run.calibration is not None and precision == "int8") else None,
             source_checkpoint_sha256=run.sha,
             target=art.target,
+            graph_centers=job.graph_centers,
         )
         write_manifest(bundle, manifest)
         runtime = load(bundle, backend=info.backend)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeps.bundle import MANIFEST_NAME, Manifest
+from edgeps.bundle import CENTER_HEADS, MANIFEST_NAME, Manifest
 from edgeps.errors import FormatError, InputShapeError
 from edgeps.postprocess import PostprocessSettings, panoptic_from_outputs
 from edgeps.preprocess import as_bgr, frame_geometry, preprocess
@@ -82,6 +82,8 @@ class Runtime:
         """Heads of one frame -> panoptic map at the frame's size (``frame_hw`` = (H, W)) and its
         segments. A separate stage so a streaming pipeline can run it on its own thread."""
         self._check_classes(heads.get("semantic"))
+        if self.manifest.graph_centers is not None and not self._graph_centers_apply():
+            heads = {h: v for h, v in heads.items() if h not in CENTER_HEADS}
         pred = panoptic_from_outputs(
             heads,
             thing_ids=self.thing_ids,
@@ -92,6 +94,19 @@ class Runtime:
         for seg in segments:
             seg.score = pred.scores.get(seg.id)
         return PanopticResult(pred.panoptic, segments)
+
+    def _graph_centers_apply(self) -> bool:
+        """Whether the graph's center candidates answer for the current settings (they were
+        extracted with the manifest's ``graph_centers``; an override sends the host back to
+        the heatmap)."""
+        graph = self.manifest.graph_centers
+        post = self.manifest.postprocess
+        return graph is not None and (
+            float(graph["threshold"]) == float(post.threshold)
+            and int(graph["nms_kernel"]) == post.nms_kernel
+            and post.top_k is not None
+            and int(graph["top_k"]) == post.top_k
+        )
 
     def predict(self, image: np.ndarray) -> PanopticResult:
         t0 = time.perf_counter()

@@ -298,3 +298,101 @@ def test_int8_keeps_the_encoder_stem_float(bundles):
     assert all(n.input[1] in floats for n in stem)
     assert all(producer.get(n.input[1]) == "DequantizeLinear" for n in later)
     assert read_manifest(bundles["onnx-int8"]).target["float_convs"] == [".encoder.features.0.", ".encoder.features.1."]
+
+
+# --- center extraction in the graph (export --postprocess graph) -------------------------------
+
+
+def test_graph_center_candidates_agree_with_the_host_on_random_heatmaps(tmp_path):
+    """The graph's MaxPool/TopK candidates, run by ONNX Runtime and finished on the host, give
+    exactly find_instance_centers' centers and scores: plateaus, ties at the K-th score, top_k
+    binding or not, every threshold side."""
+    import onnxruntime as ort
+    import torch
+
+    from edgeps.model.deploy import center_candidates
+    from edgeps.postprocess import centers_from_candidates, find_instance_centers
+
+    class Centers(torch.nn.Module):
+        def __init__(self, threshold: float, nms_kernel: int, top_k: int):
+            super().__init__()
+            self.settings = (threshold, nms_kernel, top_k)
+
+        def forward(self, heat):
+            return center_candidates(heat, *self.settings)
+
+    h, w = 24, 40
+    rng = np.random.default_rng(0)
+    for threshold, nms_kernel, top_k in ((0.1, 7, 20), (0.0, 3, 500), (0.5, 1, 7), (0.30000000000000004, 5, 3)):
+        path = tmp_path / f"centers_{nms_kernel}.onnx"
+        torch.onnx.export(
+            Centers(threshold, nms_kernel, top_k),
+            (torch.zeros(1, 1, h, w),),
+            str(path),
+            input_names=["heat"],
+            output_names=["center_index", "center_score"],
+            opset_version=17,
+            dynamo=False,
+        )
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        for trial in range(6):
+            heat = rng.random((h, w)).astype(np.float32)
+            if trial % 2:  # plateaus and ties
+                heat = (np.round(heat * 4) / 4).astype(np.float32)
+            index, score = session.run(None, {"heat": heat[None, None]})
+            got = centers_from_candidates(index[0], score[0], (h, w), top_k)
+            expected = find_instance_centers(heat, threshold, nms_kernel, top_k)
+            np.testing.assert_array_equal(got[0], expected[0])
+            np.testing.assert_array_equal(got[1], expected[1])
+
+
+@pytest.fixture(scope="session")
+def graph_bundle(tiny_checkpoint, tmp_path_factory):
+    from edgeps.export.pipeline import export_bundles
+
+    out = tmp_path_factory.mktemp("graph_bundle")
+    (result,) = export_bundles(
+        tiny_checkpoint, ["onnx"], ["fp32"], out, parity_data="synth:val:2", parity_images=2, postprocess="graph"
+    )
+    return result
+
+
+def test_graph_postprocess_bundle_matches_the_host_path(graph_bundle, bundles):
+    from edgeps.bundle import HEADS
+    from edgeps.data.datasets import open_dataset
+    from edgeps.runtimes import load
+
+    manifest = read_manifest(graph_bundle.path)
+    post = manifest.postprocess
+    assert manifest.graph_centers == {"threshold": post.threshold, "nms_kernel": post.nms_kernel, "top_k": post.top_k}
+    assert [manifest.outputs[h]["index"] for h in ("center_index", "center_score")] == [4, 5]
+    assert graph_bundle.parity["postprocess_agreement"] >= 0.999
+    rt = load(graph_bundle.path)
+    frame = open_dataset("synth:val:1")[0].image
+    heads = rt.infer(rt.preprocess(frame))
+    k = min(post.top_k, SIZE[0] * SIZE[1])
+    assert heads["center_index"].shape == (1, k) and heads["center_score"].shape == (1, k)
+    assert rt._graph_centers_apply()
+    in_graph = rt.postprocess(heads, frame.shape[:2]).panoptic
+    on_host = rt.postprocess({h: heads[h] for h in HEADS}, frame.shape[:2]).panoptic
+    np.testing.assert_array_equal(in_graph, on_host)
+    rt.set_postprocess(top_k=3)  # settings the graph was not exported with: the host scans the heatmap
+    assert not rt._graph_centers_apply()
+    # a host bundle records nothing and loads as before
+    assert read_manifest(bundles["onnx-fp32"]).graph_centers is None
+    assert "graph_centers" not in yaml.safe_load((bundles["onnx-fp32"] / MANIFEST_NAME).read_text())
+
+
+def test_graph_postprocess_manifest_and_request_errors(graph_bundle, tiny_checkpoint, tmp_path):
+    from edgeps.export.pipeline import export_bundles
+
+    b = _copy(graph_bundle.path, tmp_path)
+    data = yaml.safe_load((b / MANIFEST_NAME).read_text())
+    data["outputs"].pop("center_score")
+    (b / MANIFEST_NAME).write_text(yaml.safe_dump(data))
+    with pytest.raises(FormatError, match="graph_centers.*lack center_score"):
+        read_manifest(b)
+    with pytest.raises(ConfigError, match="--postprocess: one of host, graph"):
+        export_bundles(tiny_checkpoint, ["onnx"], ["fp32"], tmp_path / "x", postprocess="gpu")
+    with pytest.raises(ConfigError, match="static input size"):
+        export_bundles(tiny_checkpoint, ["onnx"], ["fp32"], tmp_path / "x", postprocess="graph", dynamic_hw=True)

@@ -225,3 +225,112 @@ def test_finite_check_is_exact_when_the_sum_overflows() -> None:
         big2 = big.copy()
         big2[3, 3] = bad
         assert not _all_finite(big2)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_merge_fast_path_equals_wide_path(seed: int) -> None:
+    """The one-byte fused index (uint8 maps) and the bincount path (wide maps) give the same ids."""
+    from edgeps.postprocess import merge_semantic_and_instance
+
+    rng = np.random.default_rng(seed)
+    h, w, n_classes, k = 37, 53, 7, int(rng.integers(0, 30))
+    sem = rng.integers(0, n_classes, (h, w))
+    thing_lut = np.zeros(n_classes, bool)
+    thing_lut[[1, 3, 4]] = True
+    inst = np.where(thing_lut[sem], rng.integers(0, k + 1, (h, w)), 0)
+    kw = dict(stuff_area=int(rng.integers(0, 300)), label_divisor=1000, void_label=-1)
+    fast = merge_semantic_and_instance(sem.astype(np.uint8), inst.astype(np.uint8), thing_lut, k, **kw)
+    wide = merge_semantic_and_instance(sem.astype(np.int64), inst.astype(np.uint16), thing_lut, k, **kw)
+    np.testing.assert_array_equal(fast[0], wide[0])
+    np.testing.assert_array_equal(fast[1], wide[1])
+
+
+@pytest.mark.parametrize("relative_map", [True, False])
+def test_entry_equals_group_then_merge_on_a_busy_frame(monkeypatch, relative_map: bool) -> None:
+    """The entry's fused one-byte path equals the public steps one after another, with OpenCV's
+    relative remap and with the absolute maps used where OpenCV lacks it."""
+    import edgeps.postprocess as pp
+
+    if not relative_map:
+        monkeypatch.setattr(pp, "_RELATIVE_MAP", None)
+    from edgeps.apps.commands.bench_postprocess import THING_IDS, bench_heads
+
+    sem, heat, off, _ = bench_heads(96, 160, n_instances=25, extra_peaks=40, seed=3)
+    off = off + np.random.default_rng(0).normal(0, 4, off.shape).astype(np.float32)  # some Voronoi-edge votes
+    centers, _ = pp.find_instance_centers(heat, 0.1, 7, 200)
+    n_classes = int(max(sem.max(), max(THING_IDS))) + 1
+    thing_lut = np.zeros(n_classes, bool)
+    thing_lut[list(THING_IDS)] = True
+    instance = pp.group_pixels(thing_lut[sem], off, centers)
+    expected, _ = pp.merge_semantic_and_instance(sem.astype(np.int64), instance, thing_lut, len(centers), stuff_area=50)
+    got = pp.panoptic_from_heads(sem, heat, off, thing_ids=THING_IDS, stuff_area=50)
+    assert len(np.unique(got[got % 1000 > 0])) > 10
+    np.testing.assert_array_equal(got, expected)
+
+
+def _centers_from_thresholded_map(heat: np.ndarray, threshold: float, nms_kernel: int) -> np.ndarray:
+    """The reference order of operations: zero values <= threshold, then the window max."""
+    import cv2
+
+    _, th = cv2.threshold(heat, threshold, 0, cv2.THRESH_TOZERO)
+    pooled = cv2.dilate(th, np.ones((nms_kernel, nms_kernel), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    return np.flatnonzero((th == pooled) & (th > 0))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_peaks_of_the_raw_heatmap_equal_peaks_of_the_thresholded_one(seed: int) -> None:
+    """NMS on the raw heatmap finds the thresholded map's peaks, with few or many pixels above,
+    with values one float32 step either side of the threshold and plateaus."""
+    rng = np.random.default_rng(seed)
+    h, w = 40, 60
+    threshold = float(rng.choice([0.0, 0.1, 0.3, 0.30000000000000004, 0.7, -0.2]))
+    t32 = np.float32(threshold)
+    heat = rng.random((h, w)).astype(np.float32) * (0.2 if seed % 2 else 1.0)  # sparse or dense above
+    heat -= 0.1 * (seed % 3 == 0)
+    edge = rng.random((h, w)) < 0.2
+    heat[edge] = rng.choice([np.nextafter(t32, np.float32(-1)), t32, np.nextafter(t32, np.float32(1))], edge.sum())
+    heat[rng.random((h, w)) < 0.05] = np.float32(0.75)  # plateaus
+    for k in (1, 3, 7):
+        centers, scores = find_instance_centers(heat, threshold, k, None)
+        expected = _centers_from_thresholded_map(heat, threshold, k)
+        np.testing.assert_array_equal(centers[:, 0] * w + centers[:, 1], expected)
+        np.testing.assert_array_equal(scores, heat.ravel()[expected])
+
+
+def test_bench_postprocess_reports_the_floor_and_the_graph_centers_path(tmp_path, capsys) -> None:
+    """``edgeps bench-postprocess`` times the host path, the path left with centers from the graph
+    (which must give the same map: the command checks) and the copy pass, in one loop."""
+    import argparse
+    import json
+
+    from edgeps.apps.commands import bench_postprocess
+
+    parser = argparse.ArgumentParser()
+    bench_postprocess.add_arguments(parser)
+    out = tmp_path / "pp.json"
+    args = parser.parse_args(["--sizes", "64x128", "--repeats", "2", "--instances", "6", "--json", str(out)])
+    assert bench_postprocess.run(args) == 0
+    (row,) = json.loads(out.read_text())
+    assert row["copy_ms"] > 0 and row["floor_ratio"] == pytest.approx(row["class_map_ms"] / row["copy_ms"])
+    assert row["graph_centers_ms"] > 0 and "copy pass" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_centers_from_graph_candidates_equal_the_heatmap_scan(seed: int) -> None:
+    """The top-K candidates a ``--postprocess graph`` export outputs, finished on the host, give
+    the same centers and scores as scanning the heatmap (ties at the K-th score included)."""
+    from edgeps.apps.commands.bench_postprocess import graph_candidates
+    from edgeps.postprocess import centers_from_candidates
+
+    rng = np.random.default_rng(seed)
+    h, w = (int(v) for v in rng.integers(5, 40, 2))
+    heat = rng.random((h, w)).astype(np.float32)
+    if seed % 2:
+        heat = (np.round(heat * 4) / 4).astype(np.float32)
+    top_k = int(rng.integers(1, 40))
+    index, score = graph_candidates(heat, top_k)
+    rng.shuffle(perm := np.arange(index.size))  # the graph's order among ties is its own
+    got = centers_from_candidates(index[perm], score[perm], (h, w), top_k)
+    expected = find_instance_centers(heat, 0.1, 7, top_k)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])

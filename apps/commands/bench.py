@@ -96,7 +96,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sweep.add_argument(
         "--target-fps", type=float, help="pick the most accurate configuration whose stream reaches N FPS"
     )
-    sweep.add_argument("--pq-data", default="synth:val:16", help="data spec the PQ of each row is measured on")
+    sweep.add_argument(
+        "--pq-data", default="synth:dev:16", help="data spec the PQ of each row is measured on (choose on dev, not val)"
+    )
     sweep.add_argument(
         "--thread-counts", help="comma list of inference threads to sweep (default: 1, cores - 1 and cores)"
     )

@@ -2,18 +2,22 @@
 
 The heads imitate a busy street frame: stuff bands, many overlapping thing instances with
 offsets that point at their centers (plus noise), label noise, and extra heatmap peaks so
-that ``top_k`` binds.
+that ``top_k`` binds. Beside each time it prints the floor: one ``np.copyto`` pass over the
+same heads, timed in the same loop (calls alternate), and the ratio of the two; and what is left
+on the host when the graph extracts the centers (``export --postprocess graph``: the host gets
+the top-K candidates and does not scan the heatmap).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from edgeps.data.synthetic import SYNTH_CATEGORIES, noisy_heads, random_scene
-from edgeps.postprocess import find_instance_centers, panoptic_from_heads
+from edgeps.postprocess import find_instance_centers, panoptic_from_heads, panoptic_prediction_from_heads
 
 THING_IDS = tuple(SYNTH_CATEGORIES.thing_ids)
 
@@ -36,9 +40,22 @@ def bench_heads(
     return sem, center, offsets, stats
 
 
+def graph_candidates(center: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """What a ``--postprocess graph`` export outputs for this heatmap (threshold 0.1, kernel 7):
+    the top_k largest values of the peak map (0 off the peaks) and their flat indices."""
+    peaks, scores = find_instance_centers(center, threshold=0.1, nms_kernel=7, top_k=None)
+    k = min(top_k, center.size)
+    index = np.zeros(k, np.int64)
+    score = np.zeros(k, np.float32)
+    best = np.argsort(-scores, kind="stable")[:k]
+    index[: best.size] = peaks[best, 0] * center.shape[1] + peaks[best, 1]
+    score[: best.size] = scores[best]
+    return index, score
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", default="512x1024,1024x2048", help="comma-separated HxW sizes")
-    parser.add_argument("--repeats", type=int, default=15, help="timed calls per size (median reported)")
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls per size (median reported)")
     parser.add_argument("--instances", type=int, default=60)
     parser.add_argument("--top-k", type=int, default=200)
     parser.add_argument(
@@ -51,14 +68,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", help="write the figures to this JSON file")
 
 
-def _median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def _median_ms(fn: Callable[[], object], repeats: int) -> float:
+    return _medians_ms([fn], repeats)[0]
+
+
+def _medians_ms(fns: list[Callable[[], object]], repeats: int) -> list[float]:
+    """Median ms of each function over ``repeats`` rounds, the functions alternating within a
+    round (so a shared machine's load falls on all of them alike); one warm-up call each."""
+    for fn in fns:
         fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(times))
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, out in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - t0) * 1e3)
+    return [float(np.median(t)) for t in times]
+
+
+def copy_pass(*heads: np.ndarray) -> Callable[[], None]:
+    """A function doing one ``np.copyto`` pass over the heads into buffers made here: the floor."""
+    buffers = [np.empty_like(h) for h in heads]
+
+    def copy() -> None:
+        for dst, src in zip(buffers, heads):
+            np.copyto(dst, src)
+
+    return copy
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,9 +106,30 @@ def run(args: argparse.Namespace) -> int:
         def call(s=sem, c=center, o=offsets):
             return panoptic_from_heads(s, c, o, thing_ids=THING_IDS, top_k=args.top_k)
 
+        candidates = graph_candidates(center, args.top_k)
+
+        def call_graph_centers(s=sem, c=center, o=offsets, cand=candidates):
+            return panoptic_prediction_from_heads(
+                s, c, o, thing_ids=THING_IDS, top_k=args.top_k, compute_scores=False, center_candidates=cand
+            ).panoptic
+
         pan = call()
+        if not np.array_equal(call_graph_centers(), pan):
+            raise RuntimeError("graph centers and host centers gave different maps")
         n_inst = int(np.unique(pan[pan % 1000 > 0]).size)
-        row = {"size": size, "class_map_ms": _median_ms(call, args.repeats), "instances": n_inst, **stats}
+        post_ms, graph_ms, copy_ms = _medians_ms(
+            [call, call_graph_centers, copy_pass(sem, center, offsets)], args.repeats
+        )
+        row = {
+            "size": size,
+            "class_map_ms": post_ms,
+            "graph_centers_ms": graph_ms,
+            "copy_ms": copy_ms,
+            "floor_ratio": post_ms / copy_ms,
+            "graph_centers_floor_ratio": graph_ms / copy_ms,
+            "instances": n_inst,
+            **stats,
+        }
         if args.logits:
             rng = np.random.default_rng(1)
             logits = rng.normal(0, 1, (N_LOGIT_CLASSES, h, w)).astype(np.float32)
@@ -86,7 +143,9 @@ def run(args: argparse.Namespace) -> int:
             )
         rows.append(row)
         line = (
-            f"{size:>10}: {row['class_map_ms']:7.2f} ms median of {args.repeats} "
+            f"{size:>10}: {row['class_map_ms']:7.2f} ms median of {args.repeats}, "
+            f"copy pass {copy_ms:.2f} ms, ratio {row['floor_ratio']:.1f}; centers in the graph: {graph_ms:.2f} ms, "
+            f"ratio {row['graph_centers_floor_ratio']:.1f} "
             f"({n_inst} instances of {stats['gt_instances']}, {stats['thing_fraction'] * 100:.0f}% thing pixels, "
             f"{stats['peaks_above_threshold']} heatmap peaks > threshold, top_k {args.top_k})"
         )

@@ -40,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dynamic-hw", action="store_true", help="ONNX with dynamic input height/width")
     parser.add_argument(
+        "--postprocess",
+        choices=["host", "graph"],
+        help="graph: center extraction (max-pool NMS, threshold, top-k) inside the ONNX graph, recorded in the "
+        "manifest and parity-checked; host: all post-processing on the host (default, graph for --target tensorrt "
+        "or gpu)",
+    )
+    parser.add_argument(
         "--resize", default="letterbox", choices=["letterbox", "stretch"], help="frames of another aspect ratio"
     )
     parser.add_argument("--out", required=True, type=Path)
@@ -65,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
             target=args.target,
             dynamic_hw=args.dynamic_hw,
             resize=args.resize,
+            postprocess=args.postprocess or ("graph" if args.target in ("tensorrt", "gpu") else "host"),
         )
     except ExportFailed as exc:
         results, failures = exc.results, exc.failures

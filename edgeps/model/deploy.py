@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from edgeps.bundle import HEAD_LAYOUTS, HEADS
+from edgeps.bundle import CENTER_HEADS, HEAD_LAYOUTS, HEADS
 
 OUTPUT_HEADS = HEADS  # the output order of every exported graph (defined once, in edgeps.bundle)
 OUTPUT_LAYOUTS = HEAD_LAYOUTS
+GRAPH_CENTER_HEADS = CENTER_HEADS  # appended after OUTPUT_HEADS when the graph extracts centers
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
@@ -42,18 +44,49 @@ class DeployModel(nn.Module):
     center (N, 1, H, W), offset (N, 2, H, W)).
 
     ``prob_op``: how the graph computes the top class's probability (see :func:`semantic_heads`);
-    both give the same heads to float rounding (~1e-7)."""
+    both give the same heads to float rounding (~1e-7).
 
-    def __init__(self, model: nn.Module, fold_bn: bool = True, prob_op: str = "softmax"):
+    ``centers``: a dict with ``threshold``, ``nms_kernel``, ``top_k`` (the post-processing
+    settings) puts the center extraction in the graph: two more outputs, ``center_index``
+    (N, K) int64 flat pixel indices and ``center_score`` (N, K) float32, K = min(top_k, H * W),
+    from :func:`center_candidates`."""
+
+    def __init__(self, model: nn.Module, fold_bn: bool = True, prob_op: str = "softmax", centers: dict | None = None):
         super().__init__()
         if prob_op not in PROB_OPS:
             raise ValueError(f"prob_op: one of {', '.join(PROB_OPS)}, got {prob_op!r}")
+        if centers is not None and centers.get("top_k") is None:
+            raise ValueError("centers in the graph need a top_k (the graph's outputs have a fixed size)")
         self.model = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
         self.prob_op = prob_op
+        self.centers = centers
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(x)
-        return (*semantic_heads(out["semantic"], self.prob_op), out["center"], out["offset"])
+        heads = (*semantic_heads(out["semantic"], self.prob_op), out["center"], out["offset"])
+        if self.centers is None:
+            return heads
+        c = self.centers
+        return (*heads, *center_candidates(out["center"], c["threshold"], c["nms_kernel"], c["top_k"]))
+
+
+def center_candidates(
+    heatmap: torch.Tensor, threshold: float, nms_kernel: int, top_k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 1, H, W) heatmap -> (flat indices (N, K) int64, scores (N, K) float32), K = min(top_k, H * W).
+
+    The K largest values of the peak map: the heatmap where it equals its ``nms_kernel`` window
+    max (padding is -inf) and exceeds max(threshold, 0), else 0. In ONNX: MaxPool, Equal,
+    Greater, Where, TopK. The host finishes it (:func:`edgeps.postprocess.centers_from_candidates`):
+    drop the zeros and, when all K are peaks, the ties at the K-th score.
+    """
+    pooled = nn.functional.max_pool2d(heatmap, nms_kernel, stride=1, padding=nms_kernel // 2)
+    floor = max(float(np.float32(threshold)), 0.0)  # compared in float32, as the host does
+    peak = (heatmap == pooled) & (heatmap > floor)
+    flat = torch.where(peak, heatmap, torch.zeros_like(heatmap)).flatten(1)
+    k = min(int(top_k), heatmap.shape[-2] * heatmap.shape[-1])
+    score, index = torch.topk(flat, k, dim=1)
+    return index, score
 
 
 def semantic_heads(logits: torch.Tensor, prob_op: str = "softmax") -> tuple[torch.Tensor, torch.Tensor]:
