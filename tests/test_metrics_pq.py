@@ -7,10 +7,7 @@ areas), never from the code under test.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from cityscapesscripts.evaluation import evalPanopticSemanticLabeling as reference
+from coco_reference import reference_pq
 
 from edgeps.categories import Categories
 from edgeps.errors import CategoryError, FormatError, InputShapeError
@@ -372,17 +369,6 @@ def random_prediction(sample: Sample, rng: np.random.Generator) -> dict[int, Ima
         present = set(np.unique(im.ids).tolist())
         im.segments = [s for s in im.segments if s["id"] in present]
     return images
-
-
-def reference_pq(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir: Path) -> dict:
-    """panopticapi's pq_compute as shipped in cityscapesscripts, on one core, quietly."""
-    gt, pred = json.loads(gt_json.read_text()), json.loads(pred_json.read_text())
-    categories = {c["id"]: c for c in gt["categories"]}
-    preds = {a["image_id"]: a for a in pred["annotations"]}
-    matched = [(a, preds[a["image_id"]]) for a in gt["annotations"]]
-    with contextlib.redirect_stdout(io.StringIO()):
-        stat = reference.pq_compute_single_core(0, matched, str(gt_dir), str(pred_dir), categories)
-    return reference.average_pq(stat, categories)
 
 
 @pytest.mark.parametrize("seed", range(6))

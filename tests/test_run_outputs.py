@@ -7,8 +7,6 @@ COCO output and the Cityscapes reader for the instanceIds output.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 from pathlib import Path
@@ -17,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from cityscapesscripts.evaluation import evalPanopticSemanticLabeling as reference
+from coco_reference import reference_pq
 from mjpeg_server import MjpegCamera
 
 from edgeps.apps.cli import main
@@ -52,18 +50,6 @@ def photo_folder(coco_sample: Path, folder: Path, extra: dict[str, bytes] | None
     for name, data in (extra or {}).items():
         (folder / name).write_bytes(data)
     return folder
-
-
-def reference_pq(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir: Path) -> dict:
-    """panopticapi's pq_compute (as shipped in cityscapesscripts): it matches predictions to
-    ground truth by image id and refuses unknown category ids or PNG/JSON disagreements."""
-    gt, pred = json.loads(gt_json.read_text()), json.loads(pred_json.read_text())
-    categories = {c["id"]: c for c in gt["categories"]}
-    preds = {a["image_id"]: a for a in pred["annotations"]}
-    matched = [(a, preds[a["image_id"]]) for a in gt["annotations"]]
-    with contextlib.redirect_stdout(io.StringIO()):
-        stat = reference.pq_compute_single_core(0, matched, str(gt_dir), str(pred_dir), categories)
-    return reference.average_pq(stat, categories)
 
 
 def run_cli(*args: str | Path) -> int:
