@@ -119,6 +119,18 @@ def sweep_report(
     }
 
 
+def _ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """Round tick values (1, 2 or 5 times a power of ten apart) inside [lo, hi]."""
+    span = max(hi - lo, 1e-9)
+    step = 10 ** np.floor(np.log10(span / most))
+    for k in (1, 2, 5, 10):
+        if span / (k * step) <= most:
+            step *= k
+            break
+    start = np.ceil(lo / step) * step
+    return [float(round(v, 10)) for v in np.arange(start, hi + 1e-9, step)]
+
+
 def render_pareto(rows: Sequence[dict[str, Any]], chosen: int | None, target_fps: float) -> np.ndarray:
     """A PQ (y) vs stream FPS (x) scatter as a BGR image: front points joined, the chosen row
     ringed, the target FPS as a vertical line."""
@@ -147,11 +159,10 @@ def render_pareto(rows: Sequence[dict[str, Any]], chosen: int | None, target_fps
         cv2.putText(img, row_name(r), (p[0] + 6, p[1] - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.32, (60, 60, 60), 1)
     if chosen is not None:
         cv2.circle(img, pt(fps[chosen], pq[chosen]), 9, (0, 160, 0), 2, cv2.LINE_AA)
-    for k in range(5):
-        q = y_lo + (y_hi - y_lo) * k / 4
-        cv2.putText(img, f"{q:.1f}", (8, pt(0, q)[1] + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1)
-        f = x_max * k / 4
-        cv2.putText(img, f"{f:.0f}", (pt(f, y_lo)[0] - 8, h - m + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1)
+    for q in _ticks(y_lo, y_hi):
+        cv2.putText(img, f"{q:g}", (8, pt(0, q)[1] + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1)
+    for f in _ticks(0.0, x_max):
+        cv2.putText(img, f"{f:g}", (pt(f, y_lo)[0] - 8, h - m + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1)
     cv2.putText(img, "PQ vs stream FPS", (m, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1)
     return img
 
