@@ -143,6 +143,30 @@ def test_eval_video_synthetic_and_user_files_agree(tiny_checkpoint, tmp_path, ca
         assert r["aq"] > 0.5 and r["tracked_fraction"] > 0.5, name
         assert r["tracks"] == overall["tracks"], name
     assert "ground-truth masks + tracker: 1 videos, 8 frames" in capsys.readouterr().out
+    tracked = json.loads((tmp_path / "gt-synthetic.json").read_text())
+    assert tracked["association"] == "tracker" and tracked["tracker_settings"]["max_age"] == 10
+
+    # association by ground truth on the ground-truth masks: every segment gets its object's id,
+    # so AQ is 1 and nothing switches (the bound the tracker is measured against)
+    argv = _synthetic(["--gt-masks", "--oracle-association"], cache, tmp_path / "oracle.json")
+    assert main(argv) == 0
+    assert "ground-truth masks + association by ground truth: 1 videos" in capsys.readouterr().out
+    oracle = json.loads((tmp_path / "oracle.json").read_text())
+    assert oracle["association"] == "ground truth" and oracle["tracker_settings"] is None
+    assert oracle["overall"]["aq"] == pytest.approx(1.0) and oracle["overall"]["id_switches"] == 0
+    assert oracle["overall"]["tracks"] == overall["tracks"]
+    # on the model's masks the bound is no better than perfect and the tracker no better than it
+    assert main(_synthetic([*ckpt, "--oracle-association"], cache, tmp_path / "oracle-model.json")) == 0
+    bound = json.loads((tmp_path / "oracle-model.json").read_text())["overall"]
+    assert overall["aq"] <= bound["aq"] + 1e-9 <= 1.0 + 1e-9
+    assert bound["sq"] == pytest.approx(overall["sq"])  # the same masks
+
+    # a tracker setting from the command line reaches the tracker and the JSON
+    argv = _synthetic(["--gt-masks", "--track", "max_age=3", "--track", "steady_ratio=[0.7,1.4]"], cache, out)
+    assert main(argv) == 0
+    settings = json.loads(out.read_text())["tracker_settings"]
+    assert settings["max_age"] == 3 and settings["steady_ratio"] == [0.7, 1.4]
+    capsys.readouterr()
 
     # a frame without ground truth is a one-line error naming it
     (frames_dir / "000099.png").write_bytes((frames_dir / "000000.png").read_bytes())
@@ -170,3 +194,13 @@ def test_eval_video_bad_arguments_are_one_line_errors(tiny_checkpoint, tmp_path,
     argv[3] = str(tmp_path / "f")
     assert main(argv) == 2
     assert "--gt-masks takes its category set from the ground truth" in capsys.readouterr().err
+    for bad, message in (
+        (["--track", "no_such_rule=1"], "--track 'no_such_rule=1': expected NAME=VALUE"),
+        (["--track", "max_age"], "--track 'max_age': expected NAME=VALUE"),
+        (["--track", "max_age=x"], "the value is not a number"),
+        (["--track", "max_age=2.5"], "expected int for max_age"),
+        (["--track", "max_age=3", "--oracle-association"], "--track sets the tracker"),
+    ):
+        assert main(["eval-video", "--gt-masks", *bad]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, bad

@@ -364,6 +364,96 @@ def test_tracker_scripted_sequence_moves_appears_disappears():
     assert seg.track_id not in (top, bottom)
 
 
+def _box(pan: np.ndarray, img: np.ndarray, pid: int, y: int, x: int, h: int, w: int, colour: tuple) -> None:
+    """Draw a (h, w) box of id ``pid`` and ``colour`` at (y, x), clipped to the frame (drawn over what is there)."""
+    y0, x0, y1, x1 = max(y, 0), max(x, 0), min(y + h, pan.shape[0]), min(x + w, pan.shape[1])
+    if y0 < y1 and x0 < x1:
+        pan[y0:y1, x0:x1] = pid
+        img[y0:y1, x0:x1] = colour
+
+
+def test_tracker_keeps_an_object_hidden_behind_another_for_many_frames():
+    """A van drives in front of a parked red car, stops there for 15 frames and drives on (the
+    car is out of sight for over twice ``max_age``): the van, still in view over the car's remembered mask, keeps the
+    car's track alive (``hidden_age``) and the car gets its id back. Without that rule it comes
+    back as a new track."""
+
+    def run(**kw: int) -> tuple[list[int], int]:
+        tracker, ids, hidden = Tracker([5], stride=1, **kw), [], 0
+        for f in range(60):
+            van_x = -140 + 10 * min(f, 20) + 10 * max(f - 35, 0)  # in, parked over the car, out
+            pan, img = np.zeros((80, 320), np.int32), np.full((80, 320, 3), 90, np.uint8)
+            _box(pan, img, 5001, 30, 100, 20, 30, (40, 40, 220))  # the car, behind
+            _box(pan, img, 5002, 10, van_x, 60, 130, (60, 160, 60))  # the van, nearer
+            segs = tracker.update(pan, segments_of(pan), img)
+            car = [s.track_id for s in segs if s.id == 5001]
+            hidden += not car
+            ids += car
+        return ids, hidden
+
+    ids, hidden = run()
+    assert hidden > 2 * Tracker([5]).settings.max_age
+    assert len(ids) > 20 and len(set(ids)) == 1
+    ids, _ = run(hidden_age=10)  # the rule off: forgotten behind the van
+    assert len(set(ids)) == 2
+
+
+def test_tracker_two_look_alikes_crossing_keep_their_ids():
+    """Two people in the same blue shirt walk towards each other at one height and cross: the
+    nearer hides the farther for a few frames. Colours cannot tell them apart; their motion
+    does, and each keeps its id on its own side after the crossing."""
+    tracker = Tracker([6], stride=1)
+    got = []
+    for f in range(40):
+        pan, img = np.zeros((60, 260), np.int32), np.full((60, 260, 3), 90, np.uint8)
+        _box(pan, img, 6002, 12, 200 - 4 * f, 40, 14, (200, 60, 30))  # farther, walking left
+        _box(pan, img, 6001, 10, 40 + 4 * f, 44, 14, (200, 60, 30))  # nearer, walking right
+        segs = tracker.update(pan, segments_of(pan), img)
+        got.append({s.id: s.track_id for s in segs if s.category_id == 6})
+    right, left = got[0][6001], got[0][6002]
+    assert right != left
+    assert all(g.get(6001) == right for g in got)
+    assert all(g.get(6002, left) == left for g in got)
+    assert sum(6002 not in g for g in got) >= 1  # the farther one was wholly hidden
+
+
+def test_tracker_young_track_that_matches_a_lost_one_takes_its_id():
+    """A car unseen for three frames comes back away from where it was predicted, showing first
+    only its dark underside (too unlike its colours: a new track), then its lower half for two
+    frames (which continues the new track), then whole. Once it shows its colours, the young track matches
+    the lost car by colour and position and takes its id (``adopt_frames``); with the rule off
+    the car keeps the new id."""
+
+    def run(**kw: int) -> list[int]:
+        tracker, ids = Tracker([5], stride=1, **kw), []
+        for f in range(11):
+            pan, img = np.zeros((100, 200), np.int32), np.full((100, 200, 3), 90, np.uint8)
+            y, x = (20, 40) if f < 4 else (45, 60)
+            rows = {4: 0, 5: 0, 6: 0, 7: 3, 8: 10, 9: 10}.get(f, 20)  # unseen, its underside, its lower half
+            if rows:  # a red body over a dark underside, its lower ``rows`` rows in view
+                _box(pan, img, 5001, y + 20 - rows, x, rows, 30, (40, 40, 220))
+                _box(pan, img, 5001, y + 17, x, 3, 30, (20, 20, 20))
+            ids += [s.track_id for s in tracker.update(pan, segments_of(pan), img) if s.category_id == 5]
+        return ids
+
+    assert run() == [1, 1, 1, 1, 2, 1, 1, 1]
+    assert run(adopt_frames=0) == [1, 1, 1, 1, 2, 2, 2, 2]
+
+
+def test_tracker_settings_live_in_one_place():
+    """Every rule's threshold is a field of TrackerSettings; a keyword overrides it, an unknown
+    name is an error."""
+    from edgeps.stream.tracker import TrackerSettings
+
+    assert Tracker([5]).settings == TrackerSettings()
+    assert Tracker([5], max_age=3).settings.max_age == 3
+    assert Tracker([5], settings=TrackerSettings(max_age=4), hidden_age=5).settings == TrackerSettings(
+        max_age=4, hidden_age=5
+    )
+    with pytest.raises(TypeError):
+        Tracker([5], no_such_rule=1)
+
+
 # ----------------------------------------------------------------------------- pipeline + CLI
 def test_pipeline_record_mode_processes_every_frame_with_tracks(onnx_bundle, synth_video):
     from edgeps.runtimes import load

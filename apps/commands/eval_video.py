@@ -8,6 +8,10 @@ result is scored against ground truth with persistent object ids: STQ, AQ and SQ
 (:class:`edgeps.metrics.video.VPQAccumulator`), id switches and the tracked fraction
 (:class:`edgeps.metrics.tracking.TrackingAccumulator`, as ``bench/tracking.py`` and the demo
 count them). Printed in points (0..100) per video and overall; ``--json`` keeps fractions.
+``--track NAME=VALUE`` changes a tracker setting (:class:`edgeps.stream.tracker.TrackerSettings`);
+``--oracle-association`` replaces the tracker by association by ground truth
+(:class:`edgeps.metrics.tracking.OracleAssociation`: each segment takes the id of the ground-truth
+track it overlaps most), the bound any tracker could reach with the same masks.
 
 Videos: synthetic street videos by seed (rendered and cached as ``bench/tracking.py`` renders
 them, the model's maps cached too), or the user's frames with per-frame ground truth in
@@ -41,6 +45,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no model: the ground-truth masks with instances renumbered every frame (the tracker alone; "
         "bench/tracking.py --oracle)",
+    )
+    parser.add_argument(
+        "--oracle-association",
+        action="store_true",
+        help="no tracker: each segment takes the id of the ground-truth track it overlaps most (the best any "
+        "tracker could do with these masks)",
+    )
+    parser.add_argument(
+        "--track",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a tracker setting (a field of edgeps.stream.tracker.TrackerSettings, e.g. max_age=20); repeatable",
     )
     parser.add_argument("--backend", help="runtime backend for --bundle (default: the bundle's own)")
     parser.add_argument("--threads", type=int, help="inference threads")
@@ -384,6 +401,45 @@ def _user_videos(args: argparse.Namespace, model: _Model) -> list[_Video]:
     return [_Video(name, lambda i=i, f=f, g=g: frames(i, f, g)) for i, (name, f, g) in enumerate(_user_pairs(args))]
 
 
+def tracker_settings(entries: list[str]) -> Any:
+    """``["name=value", ...]`` (``--track``) -> :class:`edgeps.stream.tracker.TrackerSettings`, the
+    defaults with those fields changed; a value is a JSON number (or a list for a pair).
+
+    Raises:
+        ConfigError: an entry without ``=``, a name that is not a setting, or a value that is not
+            JSON of the setting's kind.
+    """
+    import dataclasses
+    import json
+
+    from edgeps.errors import ConfigError
+    from edgeps.stream.tracker import TrackerSettings
+
+    defaults = TrackerSettings()
+    names = {f.name for f in dataclasses.fields(TrackerSettings)}
+    changes: dict[str, Any] = {}
+    for entry in entries:
+        name, eq, text = entry.partition("=")
+        name = name.strip()
+        if not eq or name not in names:
+            raise ConfigError(f"--track {entry!r}: expected NAME=VALUE with NAME one of {sorted(names)}")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise ConfigError(f"--track {entry!r}: the value is not a number") from None
+        kind = type(getattr(defaults, name))
+        if kind is tuple and isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
+            value = tuple(float(v) for v in value)
+        elif kind is int and isinstance(value, int) and not isinstance(value, bool):
+            pass
+        elif kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = float(value)
+        else:
+            raise ConfigError(f"--track {entry!r}: expected {kind.__name__} for {name}")
+        changes[name] = value
+    return dataclasses.replace(defaults, **changes)
+
+
 # ----------------------------------------------------------------------------- scoring
 def _metric_maps(
     gt: np.ndarray, pan: np.ndarray, segments: list[Any], ld: int, void: int, md: int, where: str
@@ -406,8 +462,10 @@ def _metric_maps(
     return gt_m, _lookup(np.asarray(pan, np.int64), value)
 
 
-def _score(videos: list[_Video], model: _Model) -> dict[str, Any]:
-    from edgeps.metrics.tracking import TrackingAccumulator
+def _score(videos: list[_Video], model: _Model, settings: Any = None, oracle: bool = False) -> dict[str, Any]:
+    """Score ``videos``: the model's segments get track ids from a :class:`Tracker` with ``settings``
+    (None: the defaults), or from association by ground truth when ``oracle``."""
+    from edgeps.metrics.tracking import OracleAssociation, TrackingAccumulator
     from edgeps.metrics.video import STQAccumulator, VPQAccumulator
     from edgeps.panoptic import segments_of
     from edgeps.stream.tracker import Tracker
@@ -420,11 +478,15 @@ def _score(videos: list[_Video], model: _Model) -> dict[str, Any]:
     for video in videos:
         stq.next_sequence(video.name)
         vpq.next_sequence(video.name)
-        tracker = Tracker(things, label_divisor=ld)
+        tracker = Tracker(things, label_divisor=ld, settings=settings)
+        association = OracleAssociation(things, ld, void)
         acc: TrackingAccumulator | None = None
         for i, (image, gt, pan) in enumerate(video.frames()):
             segments = segments_of(pan, ld, void)
-            tracker.update(pan, segments, image)
+            if oracle:
+                association.update(gt, pan, segments)
+            else:
+                tracker.update(pan, segments, image)
             if acc is None:  # objects under 0.5 % of the frame are not scored (as bench/tracking.py, the demo)
                 acc = TrackingAccumulator(things, ld, void, min_area=int(0.005 * gt.size))
             acc.update(gt, pan, segments)
@@ -495,7 +557,8 @@ def run(args: argparse.Namespace) -> int:
     """Score the videos, print the table and write ``--json``; returns the exit status (0).
 
     Raises:
-        ConfigError: contradictory or malformed options (``--gt`` without ``--frames``, bad seeds).
+        ConfigError: contradictory or malformed options (``--gt`` without ``--frames``, bad seeds, an
+            unknown ``--track`` setting, ``--track`` with ``--oracle-association``).
         DataNotFoundError: a missing model, frame folder or ground truth for a frame.
         FormatError, CategoryError: ground truth that does not follow its format or the model's classes.
     """
@@ -506,9 +569,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--gt and --gt-format go with --frames DIR")
     if args.frames is not None:
         _user_pairs(args)  # bad folders fail before a model is loaded
+    settings = tracker_settings(args.track)
+    if args.oracle_association and args.track:
+        raise ConfigError("--track sets the tracker, which --oracle-association replaces")
     model = _model(args)
     videos = _user_videos(args, model) if args.frames is not None else _synthetic_videos(args, model)
-    result = _score(videos, model)
+    result = _score(videos, model, settings, args.oracle_association)
     source = (
         {"frames": str(args.frames), "gt": str(args.gt), "gt_format": args.gt_format}
         if args.frames is not None
@@ -518,8 +584,18 @@ def run(args: argparse.Namespace) -> int:
             "size": args.size,
         }
     )
-    result = {"model": model.name, "source": source, **result}
-    print(f"{model.name} + tracker: {len(result['videos'])} videos, {result['overall']['frames']} frames")
+    import dataclasses
+
+    association = "ground truth" if args.oracle_association else "tracker"
+    result = {
+        "model": model.name,
+        "source": source,
+        "association": association,
+        "tracker_settings": None if args.oracle_association else dataclasses.asdict(settings),
+        **result,
+    }
+    what = "association by ground truth" if args.oracle_association else "tracker"
+    print(f"{model.name} + {what}: {len(result['videos'])} videos, {result['overall']['frames']} frames")
     print(format_table(result))
     if args.json_out is not None:
         write_json(args.json_out, result)

@@ -101,3 +101,64 @@ class TrackingAccumulator:
             "tracked_fraction": self.matched / max(self.object_frames, 1),  # matched object-frames
             "mostly_tracked_fraction": mostly / max(objects, 1),  # objects matched in >= 80 % of their frames
         }
+
+
+class OracleAssociation:
+    """Association by ground truth: each thing segment gets the id of the ground-truth track it
+    overlaps most, the best any tracker could do with the same masks (an upper bound on STQ's AQ
+    for them). Used in place of :class:`edgeps.stream.tracker.Tracker`, with the ground truth.
+
+    Overlap is counted in pixels over ground-truth thing instances of any class (crowd, stuff and
+    void are no track). Ground-truth tracks are numbered 1, 2, ... in the order first met over the
+    sequence; a segment that overlaps none gets a number of its own, never reused. Pieces of one
+    object all get its id, two objects merged into one segment get the larger one's. Create one
+    per sequence.
+    """
+
+    def __init__(self, thing_ids: Iterable[int], label_divisor: int = LABEL_DIVISOR, void_label: int = VOID_LABEL):
+        self.thing_ids = frozenset(int(t) for t in thing_ids)
+        self.label_divisor = label_divisor
+        self.void_label = void_label
+        self.next_id = 1
+        self._number: dict[int, int] = {}  # ground-truth id -> track id
+
+    def update(self, gt: np.ndarray, panoptic: np.ndarray, segments: list[Segment]) -> list[Segment]:
+        """Set ``track_id`` on the thing segments of ``segments`` (the segments of ``panoptic``;
+        stuff keeps None) from ``gt``, the frame's ground truth with persistent ids; returns
+        ``segments``.
+
+        Raises:
+            InputShapeError: ``gt`` and ``panoptic`` differ in shape.
+        """
+        gt, pan = np.asarray(gt), np.asarray(panoptic)
+        if gt.shape != pan.shape:
+            raise InputShapeError(f"gt {gt.shape} and panoptic {pan.shape}: expected the same (H, W)")
+        ld = self.label_divisor
+        things = [s for s in segments if s.category_id in self.thing_ids]
+        if not things:
+            return segments
+        pr_ids, pr_inv = compact_ids(pan)
+        gt_ids, gt_inv = compact_ids(gt)
+        gt_ids = gt_ids.astype(np.int64)
+        g_thing = (
+            (gt_ids != self.void_label)
+            & np.isin(gt_ids // ld, np.fromiter(self.thing_ids, np.int64, len(self.thing_ids)))
+            & (gt_ids % ld > 0)
+        )
+        n_g, n_p = len(gt_ids), len(pr_ids)
+        inter = np.bincount(pr_inv * n_g + gt_inv, minlength=n_p * n_g).reshape(n_p, n_g)
+        inter = np.where(g_thing[None, :], inter, 0)
+        best = np.argmax(inter, axis=1)
+        row_of = {int(i): r for r, i in enumerate(pr_ids.tolist())}
+        for seg in things:
+            r = row_of.get(seg.id)
+            if r is None or inter[r, best[r]] == 0:
+                seg.track_id = self.next_id
+                self.next_id += 1
+                continue
+            gid = int(gt_ids[best[r]])
+            if gid not in self._number:
+                self._number[gid] = self.next_id
+                self.next_id += 1
+            seg.track_id = self._number[gid]
+        return segments
