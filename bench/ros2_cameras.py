@@ -53,6 +53,7 @@ from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
+from edgeps.apps.arguments import parse_size
 from edgeps.data.street import render_video
 from edgeps.errors import ConfigError
 from edgeps.stream.ros_image import array_to_image_fields
@@ -171,10 +172,12 @@ class NodeRun:
 def run_setup(
     mode: str, n: int, args: argparse.Namespace, messages: list[Any], folder: Path, domain: int
 ) -> dict[str, Any]:
-    """Play ``n`` cameras into one node (``mode`` = "one_node") or into n nodes ("n_nodes")."""
+    """Play ``n`` cameras into one node (``mode`` = "one_node", or "one_node_batched" with
+    ``--batch-bundle``) or into n nodes ("n_nodes")."""
     topics = [f"/bench_cam{i}/image_raw" + ("/compressed" if args.transport == "compressed" else "") for i in range(n)]
-    base = {"bundle": str(args.bundle), "threads": args.threads, "publish_overlay": False}
-    if mode == "one_node":
+    bundle = args.batch_bundle if mode == "one_node_batched" else args.bundle
+    base = {"bundle": str(bundle), "threads": args.threads, "publish_overlay": False}
+    if mode.startswith("one_node"):
         nodes = [NodeRun({**base, "image_topics": topics}, folder, f"{mode}-{n}")]
         outputs = [f"/{NODE}/bench_cam{i}/segments" for i in range(n)]
     else:
@@ -280,8 +283,9 @@ def run_setup(
         spinner.join(timeout=10)
         client.destroy_node()
         context.try_shutdown()
-    if mode == "one_node":
+    if mode.startswith("one_node"):
         cams = list(stats[0]["cameras"].values())
+        result["frames_per_model_call"] = stats[0].get("frames_per_model_call")
     else:
         cams = [next(iter(s["cameras"].values())) for s in stats]
     result["node_stats_per_camera"] = [
@@ -292,13 +296,6 @@ def run_setup(
         k: round(statistics.fmean(s[k] for s in stats), 1) for k in stages if all(k in s for s in stats)
     }
     return result
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    h, sep, w = text.partition("x")
-    if not sep or not h.isdigit() or not w.isdigit() or int(h) <= 0 or int(w) <= 0:
-        raise ConfigError(f"--size: expected HxW, e.g. 512x1024, got {text!r}")
-    return int(h), int(w)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,6 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="node parameter threads (0: the backend's default)")
     ap.add_argument("--transport", default="raw", help="raw (sensor_msgs/Image bgr8) or compressed (JPEG)")
     ap.add_argument("--dds-profile", default="large_shm", help="large_shm (default) or none: see the module doc")
+    ap.add_argument(
+        "--batch-bundle",
+        type=Path,
+        help="the same model exported with a batch dimension (edgeps export --batch dynamic): adds a one-node "
+        "setup with it for every camera count > 1",
+    )
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args(argv)
     check_choice(args.transport, ("raw", "compressed"), "--transport")
@@ -338,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(path)  # this process and the nodes
             dds = "large_shm (32 MB shared-memory segment)"
         for n in counts:
-            for mode in ("one_node", "n_nodes") if n > 1 else ("one_node",):
+            modes = ["one_node", "n_nodes"] + (["one_node_batched"] if args.batch_bundle else [])
+            for mode in modes if n > 1 else ["one_node"]:
                 print(f"{mode} x {n} camera(s) ...", file=sys.stderr, flush=True)
                 results.append(run_setup(mode, n, args, messages, Path(tmp), domain))
                 print(json.dumps(results[-1]), file=sys.stderr, flush=True)
@@ -346,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "bundle": str(args.bundle),
+        "batch_bundle": str(args.batch_bundle) if args.batch_bundle else None,
         "size": list(size),
         "hz": args.hz,
         "transport": args.transport,
@@ -367,10 +372,12 @@ def main(argv: list[str] | None = None) -> int:
         base = single.get(r["cameras"])
         ratio = (
             f"{r['processed_fps_total'] / base['processed_fps_total']:.2f}x"
-            if base and r["mode"] == "one_node" and base["processed_fps_total"] > 0
+            if base and r["mode"].startswith("one_node") and base["processed_fps_total"] > 0
             else ""
         )
-        setup = "1 node" if r["mode"] == "one_node" else f"{r['cameras']} nodes"
+        setup = {"one_node": "1 node", "one_node_batched": "1 node, batched"}.get(r["mode"], f"{r['cameras']} nodes")
+        if r.get("frames_per_model_call"):
+            setup += f" ({r['frames_per_model_call']:.2f} frames/call)"
         per = ", ".join(f"{x:.1f}" for x in r["processed_fps_per_camera"])
         lat = ", ".join("-" if x is None else f"{x:.0f}" for x in r["in_to_panoptic_p50_ms_per_camera"])
         print(

@@ -64,6 +64,8 @@ class Manifest:
     target: dict[str, Any] = field(default_factory=dict)
     # threshold / nms_kernel / top_k the graph extracts centers with; None: the host does
     graph_centers: dict[str, Any] | None = None
+    # frames per model call: 1, a fixed N (the runtime pads a short batch), or "dynamic" (any)
+    batch: int | str = 1
     edgeps_version: str = __version__
     format_version: int = FORMAT_VERSION
 
@@ -84,6 +86,7 @@ class Manifest:
                 "layout": self.input.layout,
                 "mean": list(self.input.mean),
                 "std": list(self.input.std),
+                **({"batch": self.batch} if self.batch != 1 else {}),
             },
             "outputs": self.outputs,
             "postprocess": self.postprocess.to_dict(),
@@ -126,7 +129,15 @@ _REQUIRED = (
     "outputs",
     "postprocess",
 )
-_INPUT_KEYS = {"size": list, "resize": str, "channel_order": str, "layout": str, "mean": list, "std": list}
+_INPUT_KEYS = {
+    "size": list,
+    "resize": str,
+    "channel_order": str,
+    "layout": str,
+    "mean": list,
+    "std": list,
+    "batch": (int, str),
+}
 
 
 def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
@@ -158,6 +169,9 @@ def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
         if len(vals) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
             raise FormatError(f"{where}.input.{key}: expected three numbers, got {vals!r}")
     check_choice(inp.get("channel_order", "RGB"), ("RGB", "BGR"), f"{where}.input.channel_order", error=FormatError)
+    batch = inp.get("batch", 1)
+    if not (batch == "dynamic" or (isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1)):
+        raise FormatError(f"{where}.input.batch: expected a positive integer or 'dynamic', got {batch!r}")
     try:
         spec = InputSpec(
             size=(size[0], size[1]),
@@ -213,6 +227,7 @@ def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
         source_checkpoint_sha256=raw.get("source_checkpoint_sha256"),
         target=raw.get("target") or {},
         graph_centers=graph_centers,
+        batch=batch,
         edgeps_version=raw.get("edgeps_version", "unknown"),
         format_version=raw["format_version"],
     )

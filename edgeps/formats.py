@@ -121,7 +121,10 @@ FORMATS: dict[str, Format] = {
 }
 
 # Formats whose export can put the center extraction in the graph (export --postprocess graph).
-GRAPH_POSTPROCESS_FORMATS = ("onnx",)
+GRAPH_POSTPROCESS_FORMATS = ("onnx", "openvino")
+# Formats whose export can give the model a batch dimension (export --batch N|dynamic); the
+# others (TFLite: a fixed-shape interpreter calibrated at batch 1) export batch 1.
+BATCH_FORMATS = ("onnx", "openvino")
 
 BACKENDS: dict[str, Backend] = {
     b.name: b

@@ -31,6 +31,7 @@ class ExportJob:
     target: str = "generic"
     dynamic_hw: bool = False
     graph_centers: dict[str, Any] | None = None  # threshold/nms_kernel/top_k: centers in the graph
+    batch: int | str = 1  # frames per model call: 1, a fixed N, or "dynamic" (BATCH_FORMATS only)
 
 
 @dataclass

@@ -42,15 +42,24 @@ def _export_fp32(job: ExportJob, path) -> str:
     # no Softmax op: ORT runs one over the class axis through a transpose (DeployModel's exp_sum)
     deploy = DeployModel(job.model, prob_op="exp_sum", centers=job.graph_centers).eval()
     heads = list(OUTPUT_HEADS) + (list(GRAPH_CENTER_HEADS) if job.graph_centers is not None else [])
-    x = torch.zeros(1, 3, *job.spec.size)
-    dynamic = {"input": {2: "height", 3: "width"}} if job.dynamic_hw else None
+    # A batched export is traced with a dynamic batch (an example of 2: torch.export specializes
+    # a dimension of size 1) and calibrated at batch 1; a fixed N is set on the file at the end.
+    batched = job.batch != 1
+    x = torch.zeros(2 if batched else 1, 3, *job.spec.size)
+    dynamic_axes = {**({0: "batch"} if batched else {}), **({2: "height", 3: "width"} if job.dynamic_hw else {})}
+    dynamic = {"input": dynamic_axes} if dynamic_axes else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             kwargs = {}
+            dims = {}
+            if batched:
+                dims[0] = torch.export.Dim("batch", min=1, max=1024)
             if job.dynamic_hw:
-                h, w = torch.export.Dim("height", min=32, max=4096), torch.export.Dim("width", min=32, max=4096)
-                kwargs["dynamic_shapes"] = {"x": {2: h, 3: w}}
+                dims[2] = torch.export.Dim("height", min=32, max=4096)
+                dims[3] = torch.export.Dim("width", min=32, max=4096)
+            if dims:
+                kwargs["dynamic_shapes"] = {"x": dims}
             prog = torch.onnx.export(
                 deploy,
                 (x,),
@@ -81,6 +90,18 @@ def _export_fp32(job: ExportJob, path) -> str:
     if names != heads:
         raise ExportError(f"ONNX export produced outputs {names}, expected {heads}")
     return exporter
+
+
+def _set_batch(path, batch: int | str) -> None:
+    """Give the file's input and outputs the bundle's batch: a fixed N, or the symbol ``batch``."""
+    model = onnx.load(str(path))
+    for value in [*model.graph.input, *model.graph.output]:
+        dim = value.type.tensor_type.shape.dim[0]
+        if isinstance(batch, int):
+            dim.dim_value = batch
+        else:
+            dim.dim_param = "batch"
+    onnx.save(model, str(path))
 
 
 def graph_opset(path) -> int:
@@ -189,6 +210,9 @@ def export(job: ExportJob) -> ExportArtifact:
                 target = _to_int8(job, fp32, path)
         finally:
             fp32.unlink(missing_ok=True)
+    if job.batch != 1:
+        _set_batch(path, job.batch)
+        target["batch"] = job.batch
     # what the file really is: the fallback exporter writes opset 17, quantization may raise it
     target.update(opset=graph_opset(path), exporter=exporter)
     return ExportArtifact(job.model_file, target)

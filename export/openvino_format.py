@@ -2,8 +2,10 @@
 
 The graph comes straight from torch (``openvino.convert_model`` on the module, no ONNX in
 between: one converter fewer, numerically the same as the ONNX route). It
-gets a static input (``[1, 3, H, W]``; batch 1 with dynamic H/W under ``--dynamic-hw``) and
-output tensor names from ``OUTPUT_HEADS``; the manifest still indexes outputs by position.
+gets a static input (``[1, 3, H, W]``; batch 1 with dynamic H/W under ``--dynamic-hw``; a
+fixed N or a dynamic batch under ``--batch``) and output tensor names from ``OUTPUT_HEADS``,
+followed by the center candidates under ``--postprocess graph``; the manifest still indexes
+outputs by position.
 
 fp16 compresses the weights to fp16 (half the file; the CPU plugin decompresses them, GPUs
 run them natively). bf16 keeps the IR exactly the fp32 one (f32 weights): bf16 is how the CPU
@@ -42,7 +44,7 @@ import torch
 
 from edgeps.errors import ConfigError, ExportError
 from edgeps.export.job import ExportArtifact, ExportJob, timed_export
-from edgeps.model.deploy import OUTPUT_HEADS, DeployModel
+from edgeps.model.deploy import GRAPH_CENTER_HEADS, OUTPUT_HEADS, DeployModel
 
 log = logging.getLogger("edgeps.export.openvino")
 
@@ -55,28 +57,37 @@ TARGETS: dict[str, dict[str, str]] = {
 
 
 def convert(job: ExportJob) -> Any:
-    """The fp32 ``openvino.Model`` of ``job.model`` with a batch-1 input and named outputs."""
+    """The fp32 ``openvino.Model`` of ``job.model`` with named outputs and a batch-1 input, or a
+    dynamic batch for a batched export (calibrated at batch 1, fixed to N by ``export``)."""
     import openvino as ov
 
-    deploy = DeployModel(job.model).eval()
+    deploy = DeployModel(job.model, centers=job.graph_centers).eval()
+    heads = graph_heads(job)
     h, w = job.spec.size
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = ov.convert_model(deploy, example_input=torch.zeros(1, 3, h, w))
-    model.reshape({model.inputs[0]: [1, 3, -1, -1] if job.dynamic_hw else [1, 3, h, w]})
-    if len(model.outputs) != len(OUTPUT_HEADS):
-        raise ExportError(f"OpenVINO conversion produced {len(model.outputs)} outputs, expected {len(OUTPUT_HEADS)}")
-    for output, head in zip(model.outputs, OUTPUT_HEADS):
+    n = 1 if job.batch == 1 else -1
+    model.reshape({model.inputs[0]: [n, 3, -1, -1] if job.dynamic_hw else [n, 3, h, w]})
+    if len(model.outputs) != len(heads):
+        raise ExportError(f"OpenVINO conversion produced {len(model.outputs)} outputs, expected {len(heads)}")
+    for output, head in zip(model.outputs, heads):
         output.get_tensor().set_names({head})
     model.inputs[0].get_tensor().set_names({"input"})
     return model
 
 
-def check_outputs(model: Any) -> None:
-    """Outputs must still be the four heads in order, the class map int32 (the ArgMax kept)."""
+def graph_heads(job: ExportJob) -> list[str]:
+    """The model's outputs in order: the four heads, then the center candidates when the graph
+    extracts centers (``--postprocess graph``)."""
+    return list(OUTPUT_HEADS) + (list(GRAPH_CENTER_HEADS) if job.graph_centers is not None else [])
+
+
+def check_outputs(model: Any, heads: list[str]) -> None:
+    """Outputs must still be ``heads`` in order, the class map int32 (the ArgMax kept)."""
     names = [sorted(o.get_names())[0] if o.get_names() else "?" for o in model.outputs]
-    if names != list(OUTPUT_HEADS):
-        raise ExportError(f"OpenVINO model outputs {names}, expected {list(OUTPUT_HEADS)}")
+    if names != heads:
+        raise ExportError(f"OpenVINO model outputs {names}, expected {heads}")
     semantic = model.outputs[0].get_element_type().get_type_name()
     if semantic != "i32":
         raise ExportError(f"OpenVINO model: semantic output is {semantic}, expected i32 (the in-graph ArgMax)")
@@ -177,7 +188,12 @@ def export(job: ExportJob) -> ExportArtifact:
             inference_precision="bf16",
             note="f32 weights; CPUs with native bf16 (AVX512-BF16 / AMX) compute in bf16, others in f32",
         )
-    check_outputs(model)
+    if job.batch != 1:
+        h, w = job.spec.size
+        n = -1 if job.batch == "dynamic" else int(job.batch)
+        model.reshape({model.inputs[0]: [n, 3, -1, -1] if job.dynamic_hw else [n, 3, h, w]})
+        target["batch"] = job.batch
+    check_outputs(model, graph_heads(job))
     ov.save_model(model, str(path), compress_to_fp16=job.precision == "fp16")
     target["versions"] = versions()
     return ExportArtifact(job.model_file, target)

@@ -11,7 +11,10 @@ bars:
 
 A bundle whose graph extracts the centers (``graph_centers`` in its manifest) is also held to
 GRAPH_MIN_AGREEMENT: its panoptic maps, from the graph's centers, against the host path's
-(the same heads with the centers found in the heatmap), on every parity image.
+(the same heads with the centers found in the heatmap), on every parity image. A bundle with
+a batch dimension (``input.batch`` other than 1) is held to BATCH_MIN_AGREEMENT: two parity
+images inferred as one batch against each alone (a batch changes only the kernels' rounding;
+a graph that mixes frames disagrees everywhere).
 
 fp16 is held to means, not maxima: rounding the weights to fp16 moves single pixels far (a
 probability, an offset at an instance edge) while the maps agree almost everywhere and PQ does
@@ -44,6 +47,7 @@ BF16_MIN_AGREEMENT = 0.98
 BF16_MAX_PQ_POINTS = 1.5
 INT8_MIN_AGREEMENT = 0.98
 GRAPH_MIN_AGREEMENT = 0.999  # graph vs host center extraction: pixels of the panoptic map that agree
+BATCH_MIN_AGREEMENT = 0.999  # a frame's class map in a batch of two vs alone
 # precision -> (mean |diff| bars per float head, min class agreement, max |PQ diff| in points)
 _MEAN_GATED = {
     "fp16": (FP16_MEAN_TOLERANCE, FP16_MIN_AGREEMENT, FP16_MAX_PQ_POINTS),
@@ -101,6 +105,7 @@ def parity_report(
             post_total += on_host.size
     pq_bundle = evaluate_predictor(runtime, subset, show_progress=False)["All"]["pq"]
     pq_torch = evaluate_predictor(reference, subset, show_progress=False)["All"]["pq"]
+    batched = _batch_report(runtime, subset) if runtime.max_batch != 1 and len(subset) >= 2 else None
     return {
         "images": len(subset),
         "max_abs_diff": max_diff,
@@ -116,7 +121,24 @@ def parity_report(
         # what the runtime computed in (OpenVINO: bf16 only where the CPU has it natively)
         "inference_precision": runtime.info.get("inference_precision", precision),
         **({"postprocess_agreement": post_agree / max(post_total, 1)} if graph else {}),
+        **({"batch": batched} if batched is not None else {}),
     }
+
+
+def _batch_report(runtime: Any, subset: Any) -> dict[str, Any]:
+    """A batched bundle's heads for two frames in one call against each frame alone: class-map
+    agreement and the largest float difference (a batch changes only the kernels' rounding)."""
+    alone = [runtime.preprocess(subset[i].image) for i in range(2)]
+    together = runtime.infer_frames(alone)
+    agree, total, diff = 0, 0, 0.0
+    for batch, heads in zip(alone, together):
+        single = runtime.infer(batch)
+        agree += int((single["semantic"] == heads["semantic"]).sum())
+        total += single["semantic"].size
+        for head in FLOAT_HEADS:
+            d = float(np.abs(single[head].astype(np.float32) - heads[head].astype(np.float32)).max())
+            diff = max(diff, d) if np.isfinite(d) else float("inf")
+    return {"frames": 2, "class_agreement": agree / max(total, 1), "max_abs_diff": diff}
 
 
 def check_parity(report: dict[str, Any], name: str) -> None:
@@ -149,6 +171,12 @@ def check_parity(report: dict[str, Any], name: str) -> None:
         raise ExportError(
             f"{name}: panoptic maps from the graph's centers agree with the host path on "
             f"{100 * report['postprocess_agreement']:.3f} % of pixels (< {100 * GRAPH_MIN_AGREEMENT:.1f} %)"
+        )
+    batched = report.get("batch")
+    if batched is not None and not batched["class_agreement"] >= BATCH_MIN_AGREEMENT:
+        raise ExportError(
+            f"{name}: two frames inferred as one batch agree with each frame alone on "
+            f"{100 * batched['class_agreement']:.3f} % of class-map pixels (< {100 * BATCH_MIN_AGREEMENT:.1f} %)"
         )
     if report["precision"] == "int8" and report["class_agreement"] < INT8_MIN_AGREEMENT:
         raise ExportError(

@@ -24,7 +24,7 @@ from edgeps.calibration.sets import CalibrationSet, load_calibration_set
 from edgeps.errors import ConfigError, EdgepsError, ExportError
 from edgeps.export.job import ExportJob
 from edgeps.export.parity import check_parity, parity_report
-from edgeps.formats import FORMATS, GRAPH_POSTPROCESS_FORMATS, check_export_request
+from edgeps.formats import BATCH_FORMATS, FORMATS, GRAPH_POSTPROCESS_FORMATS, check_export_request
 from edgeps.hashing import file_sha256
 from edgeps.model.deploy import GRAPH_CENTER_HEADS, OUTPUT_HEADS, OUTPUT_LAYOUTS
 from edgeps.preprocess import InputSpec
@@ -96,6 +96,7 @@ def export_bundles(
     dynamic_hw: bool = False,
     resize: str = "letterbox",
     postprocess: str = "host",
+    batch: int | str = 1,
 ) -> list[ExportResult]:
     """Export ``checkpoint`` to one bundle per (format, precision) under ``out``.
 
@@ -111,6 +112,10 @@ def export_bundles(
             outputs the top-K candidates; formats in GRAPH_POSTPROCESS_FORMATS only, the others
             keep ``host`` and say so). Recorded in the manifest as ``graph_centers``; the parity
             gate then also checks the panoptic maps against the host path.
+        batch: frames per model call: 1, a fixed N (the runtime pads a shorter batch), or
+            ``"dynamic"``; formats in BATCH_FORMATS only, the others export batch 1 and say so.
+            Recorded in the manifest as ``input.batch``; the parity gate runs at batch 1 and
+            checks that a batch of two gives each frame's heads.
 
     Returns:
         The bundles, in request order, each past its parity gate.
@@ -129,6 +134,7 @@ def export_bundles(
         log.info("not exported (the format does not offer that precision): %s", ", ".join(left_out))
     if postprocess not in POSTPROCESS_PLACES:
         raise ConfigError(f"--postprocess: one of {', '.join(POSTPROCESS_PLACES)}, got {postprocess!r}")
+    batch = check_batch(batch, [f for f, _ in jobs])
     model, categories, cfg = model_from_checkpoint(checkpoint)
     spec = InputSpec(size=tuple(size or cfg.data.input_size), resize=resize)
     cfg = _settings_at_size(cfg, spec.size)
@@ -164,6 +170,7 @@ def export_bundles(
         sha,
         out,
         graph_centers,
+        batch,
     )
     for fmt, precision in jobs:
         name = f"{fmt}-{precision}"
@@ -196,6 +203,19 @@ class _ExportRun:
     sha: str
     out: Path
     graph_centers: dict[str, Any] | None = None
+    batch: int | str = 1
+
+
+def check_batch(batch: Any, formats: list[str]) -> int | str:
+    """``--batch``: a positive integer or ``dynamic`` (a string of digits is read as N)."""
+    if isinstance(batch, str) and batch.isdigit():
+        batch = int(batch)
+    if not (batch == "dynamic" or (isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1)):
+        raise ConfigError(f"--batch: expected a positive integer or 'dynamic', got {batch!r}")
+    unbatched = sorted({f for f in formats if f not in BATCH_FORMATS})
+    if batch != 1 and unbatched:
+        log.info("batch 1 for %s (a batch dimension: %s)", ", ".join(unbatched), ", ".join(BATCH_FORMATS))
+    return batch
 
 
 def _graph_centers(cfg: Any, postprocess: str, dynamic_hw: bool, formats: list[str]) -> dict[str, Any] | None:
@@ -253,6 +273,7 @@ def _export_one(fmt: str, precision: str, run: _ExportRun) -> ExportResult:
             run.target,
             run.dynamic_hw,
             run.graph_centers if fmt in GRAPH_POSTPROCESS_FORMATS else None,
+            run.batch if fmt in BATCH_FORMATS else 1,
         )
         heads = list(OUTPUT_HEADS) + (list(GRAPH_CENTER_HEADS) if job.graph_centers is not None else [])
         try:
@@ -279,6 +300,7 @@ def _export_one(fmt: str, precision: str, run: _ExportRun) -> ExportResult:
             source_checkpoint_sha256=run.sha,
             target=art.target,
             graph_centers=job.graph_centers,
+            batch=job.batch,
         )
         write_manifest(bundle, manifest)
         runtime = load(bundle, backend=info.backend)

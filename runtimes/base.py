@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,19 +56,76 @@ class Runtime:
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         return preprocess(image, self.manifest.input)
 
+    @property
+    def max_batch(self) -> int | None:
+        """Frames one model call takes at most: 1, a fixed N (a shorter batch is padded to N), or
+        None for any number (a bundle exported with ``--batch dynamic``)."""
+        batch = self.manifest.batch
+        return None if batch == "dynamic" else int(batch)
+
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        expected = (
-            (1, 3, *self.manifest.input.size)
-            if self.manifest.input.layout == "NCHW"
-            else (1, *self.manifest.input.size, 3)
+        """Model call on a preprocessed batch: float32 (B, 3, H, W) (NHWC bundles: (B, H, W, 3)),
+        1 <= B <= ``max_batch``. A fixed-batch model gets the batch padded to its N with copies
+        of the first frame. Returns head -> array with B rows (layouts in ``HEAD_LAYOUTS``)."""
+        size = self.manifest.input.size
+        tail = (3, *size) if self.manifest.input.layout == "NCHW" else (*size, 3)
+        most = self.max_batch
+        ok = (
+            isinstance(batch, np.ndarray)
+            and batch.dtype == np.float32
+            and batch.ndim == 4
+            and batch.shape[1:] == tail
+            and 1 <= batch.shape[0] <= (most or batch.shape[0])
         )
-        if not isinstance(batch, np.ndarray) or batch.shape != expected or batch.dtype != np.float32:
+        if not ok:
             got = f"{batch.dtype} {batch.shape}" if isinstance(batch, np.ndarray) else type(batch).__name__
+            lead = "1" if most == 1 else ("B" if most is None else f"B <= {most}")
             raise InputShapeError(
-                f"infer: expected a float32 batch of shape {expected} (from rt.preprocess), got {got}"
+                f"infer: expected a float32 batch of shape ({lead}, {', '.join(map(str, tail))}) (from rt.preprocess), "
+                f"got {got}"
             )
+        n = batch.shape[0]
+        if most is not None and n < most:
+            batch = np.concatenate([batch, np.repeat(batch[:1], most - n, axis=0)], axis=0)
         with self._lock:
-            return self._infer(batch)
+            heads = self._infer(batch)
+        return heads if most is None or n == most else {h: v[:n] for h, v in heads.items()}
+
+    def infer_frames(self, batches: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Heads of several preprocessed frames (each (1, ...) from ``preprocess``) in as few model
+        calls as the bundle allows: all at once for a dynamic batch, chunks of N for a fixed N,
+        one by one for batch 1. Returns one head dict per frame, each with one row; equal to
+        ``infer`` on each frame alone up to the backend's batch-dependent rounding."""
+        frames = list(batches)
+        chunk = self.max_batch or max(len(frames), 1)
+        out: list[dict[str, np.ndarray]] = []
+        for start in range(0, len(frames), chunk):
+            part = frames[start : start + chunk]
+            heads = self.infer(part[0] if len(part) == 1 else np.concatenate(part, axis=0))
+            out.extend({h: v[i : i + 1] for h, v in heads.items()} for i in range(len(part)))
+        return out
+
+    def predict_many(self, images: Sequence[np.ndarray]) -> list[PanopticResult]:
+        """``predict`` for several frames (of any sizes), inferred together by ``infer_frames``;
+        ``timings`` per result: that frame's preprocess and postprocess, and the shared model call
+        divided by the number of frames."""
+        t0 = time.perf_counter()
+        frames = [as_bgr(image, f"images[{i}]") for i, image in enumerate(images)]
+        batches = [self.preprocess(f) for f in frames]
+        t1 = time.perf_counter()
+        heads = self.infer_frames(batches)
+        t2 = time.perf_counter()
+        results = []
+        for frame, h in zip(frames, heads):
+            ta = time.perf_counter()
+            result = self.postprocess(h, frame.shape[:2])
+            result.timings = {
+                "preprocess": (t1 - t0) * 1e3 / len(frames),
+                "infer": (t2 - t1) * 1e3 / len(frames),
+                "postprocess": (time.perf_counter() - ta) * 1e3,
+            }
+            results.append(result)
+        return results
 
     def set_postprocess(self, **overrides: Any) -> PostprocessSettings:
         """Override the bundle's post-processing settings (threshold, nms_kernel, top_k,

@@ -95,8 +95,10 @@ def compile_config(
 
 
 def _static_shape(manifest: Manifest) -> list[int]:
+    """The input shape to compile: the manifest's size and batch (-1 for a dynamic batch)."""
     h, w = manifest.input.size
-    return [1, 3, h, w] if manifest.input.layout == "NCHW" else [1, h, w, 3]
+    n = -1 if manifest.batch == "dynamic" else int(manifest.batch)
+    return [n, 3, h, w] if manifest.input.layout == "NCHW" else [n, h, w, 3]
 
 
 class OpenVinoRuntime(Runtime):

@@ -89,7 +89,10 @@ class TfliteRuntime(Runtime):
         self._input = self.interpreter.get_input_details()[0]
         self._outputs = self.interpreter.get_output_details()
         h, w = manifest.input.size
-        expected = [1, 3, h, w] if manifest.input.layout == "NCHW" else [1, h, w, 3]
+        if manifest.batch == "dynamic":
+            raise FormatError(f"{bundle_dir}: input.batch 'dynamic': a TFLite model has a fixed batch")
+        n = int(manifest.batch)
+        expected = [n, 3, h, w] if manifest.input.layout == "NCHW" else [n, h, w, 3]
         shape = [int(v) for v in self._input["shape"]]
         if shape != expected:
             raise FormatError(f"{path}: model input is {shape}, the manifest says {expected} ({manifest.input.layout})")

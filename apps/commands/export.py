@@ -9,7 +9,14 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from edgeps.formats import FORMATS, PRECISIONS, formats_help, precisions_help
+    from edgeps.formats import (
+        BATCH_FORMATS,
+        FORMATS,
+        GRAPH_POSTPROCESS_FORMATS,
+        PRECISIONS,
+        formats_help,
+        precisions_help,
+    )
 
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--formats", default="torch,onnx", help=f"comma list of {', '.join(FORMATS)}: {formats_help()}")
@@ -42,9 +49,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--postprocess",
         choices=["host", "graph"],
-        help="graph: center extraction (max-pool NMS, threshold, top-k) inside the ONNX graph, recorded in the "
-        "manifest and parity-checked; host: all post-processing on the host (default, graph for --target tensorrt "
-        "or gpu)",
+        help=f"graph: center extraction (max-pool NMS, threshold, top-k) inside the graph "
+        f"({', '.join(GRAPH_POSTPROCESS_FORMATS)}; others keep host), recorded in the manifest and parity-checked; "
+        "host: all post-processing on the host (default, graph for --target tensorrt or gpu)",
+    )
+    parser.add_argument(
+        "--batch",
+        default="1",
+        metavar="N|dynamic",
+        help=f"frames per model call ({', '.join(BATCH_FORMATS)}; others export 1): a fixed N (the runtime pads a "
+        "shorter batch) or dynamic; several cameras served by one model (edgeps ros2 image_topics) infer the frames "
+        "that arrive together as one batch (default 1)",
     )
     parser.add_argument(
         "--resize", default="letterbox", choices=["letterbox", "stretch"], help="frames of another aspect ratio"
@@ -73,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             dynamic_hw=args.dynamic_hw,
             resize=args.resize,
             postprocess=args.postprocess or ("graph" if args.target in ("tensorrt", "gpu") else "host"),
+            batch=args.batch,
         )
     except ExportFailed as exc:
         results, failures = exc.results, exc.failures

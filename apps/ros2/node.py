@@ -9,12 +9,13 @@ Latest-frame policy, per camera: the subscription callback only drops the messag
 camera's :class:`~edgeps.stream.latest.LatestSlot` (QoS depth 1), and the camera's worker
 thread processes the newest message, so a slow model never builds a backlog and the answer is
 always about that camera's most recent frame. One runtime (one model instance) serves every
-camera: the runtimes take a batch of one (``Runtime.infer`` accepts ``(1, ...)`` and every
-export is batch 1), so the cameras' frames are inferred one after another, in the order their
-workers ask, through a first-come-first-served lock (no camera starves), while decoding,
-pre- and post-processing and publishing of the other cameras run beside it. Each camera has its
-own tracker. A frame that cannot be decoded is logged (repeats of one error at most every
-``LOG_THROTTLE_S`` seconds, with a count) and dropped; the node keeps running.
+camera (:class:`~edgeps.stream.shared_model.SharedModel`): the cameras' frames take turns in
+the order their workers ask (no camera starves) and, when the bundle has a batch dimension
+(``edgeps export --batch N|dynamic``), the frames that waited during one model call go into
+the next one together; decoding, pre- and post-processing and publishing of the other cameras
+run beside it. Each camera has its own tracker. A frame that cannot be decoded is logged
+(repeats of one error at most every ``LOG_THROTTLE_S`` seconds, with a count) and dropped; the
+node keeps running.
 
 Outputs of a camera, under ``~/`` for ``image_topic`` or ``~/<camera>/`` for ``image_topics``,
 each with the input's header (stamp and frame_id):
@@ -74,6 +75,7 @@ from edgeps.errors import ConfigError, EdgepsError, FormatError
 from edgeps.preprocess import as_bgr
 from edgeps.stream.latest import LatestSlot
 from edgeps.stream.ros_image import array_to_image_fields, image_msg_to_bgr
+from edgeps.stream.shared_model import SharedModel
 
 STATS_WINDOW = 1000  # latency figures are over the last this many frames (per camera)
 RATE_WINDOW_S = 5.0  # /diagnostics input and processed FPS are over the last this many seconds
@@ -115,28 +117,6 @@ def image_message(header: Any, arr: np.ndarray, encoding: str) -> Image:
     msg.is_bigendian, msg.step = f["is_bigendian"], f["step"]
     msg.data = array.array("B", f["data"])  # array.array skips rclpy's per-byte check
     return msg
-
-
-class FairLock:
-    """A lock granted in the order it was asked for (tickets), so cameras sharing one model
-    take turns instead of one worker re-taking it while others wait."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._next = 0
-        self._serving = 0
-
-    def __enter__(self) -> FairLock:
-        with self._cond:
-            ticket = self._next
-            self._next += 1
-            self._cond.wait_for(lambda: self._serving == ticket)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with self._cond:
-            self._serving += 1
-            self._cond.notify_all()
 
 
 def health(
@@ -238,12 +218,11 @@ class Camera:
         t0 = time.perf_counter()
         frame = as_bgr(self._decode(msg), "image")
         t1 = time.perf_counter()
-        # rt.predict, split so that only the model call holds the shared lock
+        # rt.predict, split so that only the model call is shared between cameras
         batch = rt.preprocess(frame)
         t2 = time.perf_counter()
-        with node.model_lock:
-            t3 = time.perf_counter()
-            heads = rt.infer(batch)
+        shared: dict[str, float] = {}
+        heads = node.model.infer(batch, shared)  # waits its turn; frames waiting together go in one batch
         t4 = time.perf_counter()
         result = rt.postprocess(heads, frame.shape[:2])
         t5 = time.perf_counter()
@@ -265,8 +244,8 @@ class Camera:
             "wait": (t0 - t_in) * 1e3,
             "decode": (t1 - t0) * 1e3,
             "preprocess": (t2 - t1) * 1e3,
-            "model_wait": (t3 - t2) * 1e3,
-            "infer": (t4 - t3) * 1e3,
+            "model_wait": shared["model_wait"],
+            "infer": shared["infer"],
             "postprocess": (t5 - t4) * 1e3,
             "in_to_panoptic": (t6 - t_in) * 1e3,
         }
@@ -339,6 +318,8 @@ class Camera:
             "precision": node.rt.manifest.precision,
             "device": node.rt.info.get("device", node.params.device),
             "cameras_on_model": len(node.cameras),
+            "model_batch": "dynamic" if node.rt.max_batch is None else node.rt.max_batch,
+            "mean_frames_per_model_call": round(node.model.mean_batch(), 2),
         }
         for stage in STAGES:
             xs = [x[stage] for x in lat]
@@ -387,7 +368,7 @@ class PanopticNode(Node):
                 self.declare_parameter(name, Parameter.Type.STRING_ARRAY if isinstance(default, tuple) else default)
         self.specs = camera_specs(self.params)
         self._setup_runtime()
-        self.model_lock = FairLock()
+        self.model = SharedModel(self.rt)  # all cameras' frames; batched when the bundle has a batch dimension
         self._pub_categories = self.create_publisher(String, "~/categories", LATCHED_QOS)
         self._pub_categories.publish(String(data=json.dumps(self.categories_info())))
         self.cameras = [Camera(self, spec) for spec in self.specs]
@@ -486,7 +467,8 @@ class PanopticNode(Node):
         """Counters summed over the cameras (and per camera under ``cameras``) and median
         latencies (ms) over the last frames: ``in_to_panoptic`` is from the subscription callback
         to the panoptic map published; ``node_overhead`` is that minus ``predict`` (what the
-        node adds to ``rt.predict``, waiting for the shared model included)."""
+        node adds to ``rt.predict``, waiting for the shared model included);
+        ``frames_per_model_call`` is the mean batch the shared model ran (1.0 for a batch-1 bundle)."""
         per = {cam.spec.name: cam.counters() for cam in self.cameras}
         out: dict[str, Any] = {
             key: sum(c[key] for c in per.values())
@@ -497,6 +479,7 @@ class PanopticNode(Node):
             for key in lat[0]:
                 out[f"{key}_ms"] = round(statistics.median(x[key] for x in lat), 3)
             out["node_overhead_ms"] = round(statistics.median(x["in_to_panoptic"] - x["predict"] for x in lat), 3)
+        out["frames_per_model_call"] = round(self.model.mean_batch(), 3)
         out["cameras"] = per
         return out
 
