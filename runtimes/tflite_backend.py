@@ -91,8 +91,8 @@ class TfliteRuntime(Runtime):
         h, w = manifest.input.size
         if manifest.batch == "dynamic":
             raise FormatError(f"{bundle_dir}: input.batch 'dynamic': a TFLite model has a fixed batch")
-        n = int(manifest.batch)
-        expected = [n, 3, h, w] if manifest.input.layout == "NCHW" else [n, h, w, 3]
+        batch = int(manifest.batch)
+        expected = [batch, 3, h, w] if manifest.input.layout == "NCHW" else [batch, h, w, 3]
         shape = [int(v) for v in self._input["shape"]]
         if shape != expected:
             raise FormatError(f"{path}: model input is {shape}, the manifest says {expected} ({manifest.input.layout})")

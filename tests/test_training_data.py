@@ -378,7 +378,7 @@ def test_training_on_the_coco_sample_uses_133_categories_and_learns(coco_sample,
         color_jitter=0.0,
         workers=0,
     )
-    raw["schedule"].update(max_steps=30, lr=0.003, warmup_steps=3)
+    raw["schedule"].update(max_steps=40, lr=0.003, warmup_steps=3)
     raw["loss"] = {"semantic_top_k": 1.0}
     metrics = train(config_from_dict(raw), tmp_path, show_progress=False)
     from edgeps.training.checkpoint import load_checkpoint
