@@ -177,6 +177,8 @@ def run_setup(
     topics = [f"/bench_cam{i}/image_raw" + ("/compressed" if args.transport == "compressed" else "") for i in range(n)]
     bundle = args.batch_bundle if mode == "one_node_batched" else args.bundle
     base = {"bundle": str(bundle), "threads": args.threads, "publish_overlay": False}
+    if mode == "one_node":
+        base["max_batch"] = 1  # the unbatched setup, even when --bundle has a batch dimension
     if mode.startswith("one_node"):
         nodes = [NodeRun({**base, "image_topics": topics}, folder, f"{mode}-{n}")]
         outputs = [f"/{NODE}/bench_cam{i}/segments" for i in range(n)]
@@ -313,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         "--batch-bundle",
         type=Path,
         help="the same model exported with a batch dimension (edgeps export --batch dynamic): adds a one-node "
-        "setup with it for every camera count > 1",
+        "setup with it for every camera count > 1 (it may be --bundle itself: the other setups run it with "
+        "max_batch 1)",
     )
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args(argv)

@@ -106,17 +106,19 @@ def test_shared_model_batches_the_frames_that_wait(batched, name, sizes):
     _shared_model_run(load(batched[name]), sizes)
 
 
-def test_shared_model_takes_turns_on_a_batch_one_bundle(onnx_bundle):
+def test_shared_model_takes_turns_on_a_batch_one_bundle(onnx_bundle, batched):
     _shared_model_run(load(onnx_bundle), {1: 4})
+    _shared_model_run(load(batched["onnx-fp32-dynamic"]), {1: 4}, max_batch=1)  # batching turned off
+    _shared_model_run(load(batched["onnx-fp32-dynamic"]), {1: 2, 2: 1}, max_batch=2)
 
 
-def _shared_model_run(rt, sizes: dict[int, int]) -> None:
+def _shared_model_run(rt, sizes: dict[int, int], max_batch: int | None = None) -> None:
     import threading
     import time
 
     from edgeps.stream.shared_model import SharedModel
 
-    shared = SharedModel(rt)
+    shared = SharedModel(rt, max_batch)
     frames = [rt.preprocess(f) for f in _frames(4)]
     alone = [rt.infer(b) for b in frames]
     got: dict[int, tuple[dict, dict]] = {}

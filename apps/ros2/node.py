@@ -319,6 +319,7 @@ class Camera:
             "device": node.rt.info.get("device", node.params.device),
             "cameras_on_model": len(node.cameras),
             "model_batch": "dynamic" if node.rt.max_batch is None else node.rt.max_batch,
+            "max_batch_param": node.params.max_batch,
             "mean_frames_per_model_call": round(node.model.mean_batch(), 2),
         }
         for stage in STAGES:
@@ -368,7 +369,8 @@ class PanopticNode(Node):
                 self.declare_parameter(name, Parameter.Type.STRING_ARRAY if isinstance(default, tuple) else default)
         self.specs = camera_specs(self.params)
         self._setup_runtime()
-        self.model = SharedModel(self.rt)  # all cameras' frames; batched when the bundle has a batch dimension
+        # all cameras' frames; batched when the bundle has a batch dimension (and max_batch allows)
+        self.model = SharedModel(self.rt, self.params.max_batch or None)
         self._pub_categories = self.create_publisher(String, "~/categories", LATCHED_QOS)
         self._pub_categories.publish(String(data=json.dumps(self.categories_info())))
         self.cameras = [Camera(self, spec) for spec in self.specs]

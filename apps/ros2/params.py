@@ -43,6 +43,7 @@ class NodeParams:
     backend: str = ""
     device: str = "cpu"
     threads: int = 0
+    max_batch: int = 0
     image_topic: str = "/camera/image_raw"
     image_topics: tuple[str, ...] = ()
     camera_names: tuple[str, ...] = ()
@@ -120,6 +121,11 @@ def params_from_dict(raw: dict[str, Any]) -> NodeParams:
         raise ConfigError(f"parameter 'bundle': folder not found: {p.bundle}")
     if p.threads < 0:
         raise ConfigError(f"parameter 'threads': expected >= 0 (0: the backend's default), got {p.threads}")
+    if p.max_batch < 0:
+        raise ConfigError(
+            f"parameter 'max_batch': expected >= 0 (0: as many frames per model call as the bundle takes, 1: no "
+            f"batching), got {p.max_batch}"
+        )
     check_choice(p.qos, QOS_CHOICES, "parameter 'qos'")
     check_choice(p.input_transport, TRANSPORT_CHOICES, "parameter 'input_transport'")
     check_choice(p.semantic_encoding, SEMANTIC_ENCODINGS, "parameter 'semantic_encoding'")

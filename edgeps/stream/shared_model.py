@@ -37,12 +37,15 @@ class SharedModel:
     call runs one at a time.
     """
 
-    def __init__(self, rt: Any):
+    def __init__(self, rt: Any, max_batch: int | None = None):
+        """``max_batch``: at most this many frames per call (None: as many as the bundle takes;
+        1: one at a time, even on a batched bundle)."""
         self.rt = rt
         self._cond = threading.Condition()
         self._queue: list[_Pending] = []
         self._busy = False
-        self._limit = rt.max_batch  # None: any number
+        limits = [n for n in (rt.max_batch, max_batch) if n is not None]
+        self._limit = min(limits) if limits else None  # None: any number
         self.batch_sizes: Counter[int] = Counter()  # frames per model call -> calls
         self._stats_lock = threading.Lock()
 
