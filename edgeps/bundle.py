@@ -21,7 +21,7 @@ from edgeps.formats import FORMATS, PRECISIONS
 from edgeps.io.yaml_file import read_yaml
 from edgeps.postprocess import PostprocessSettings
 from edgeps.preprocess import InputSpec
-from edgeps.validate import check_choice, check_mapping
+from edgeps.validate import check_batch_value, check_choice, check_mapping
 
 MANIFEST_NAME = "edgeps.yaml"
 FORMAT_VERSION = 1
@@ -169,9 +169,7 @@ def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
         if len(vals) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
             raise FormatError(f"{where}.input.{key}: expected three numbers, got {vals!r}")
     check_choice(inp.get("channel_order", "RGB"), ("RGB", "BGR"), f"{where}.input.channel_order", error=FormatError)
-    batch = inp.get("batch", 1)
-    if not (batch == "dynamic" or (isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1)):
-        raise FormatError(f"{where}.input.batch: expected a positive integer or 'dynamic', got {batch!r}")
+    batch = check_batch_value(inp.get("batch", 1), f"{where}.input.batch", error=FormatError)
     try:
         spec = InputSpec(
             size=(size[0], size[1]),

@@ -110,3 +110,11 @@ def check_choice(value: Any, choices: Collection[Any], where: str, *, error: typ
 
 
 __all__ = ["Kind", "check_choice", "check_mapping", "check_value", "type_name"]
+
+
+def check_batch_value(value: Any, where: str, *, error: type[EdgepsError] = ConfigError) -> int | str:
+    """A model batch: a positive integer or ``"dynamic"``; anything else raises ``error`` naming
+    ``where``."""
+    if value == "dynamic" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise error(f"{where}: expected a positive integer or 'dynamic', got {value!r}")

@@ -29,6 +29,7 @@ from edgeps.hashing import file_sha256
 from edgeps.model.deploy import GRAPH_CENTER_HEADS, OUTPUT_HEADS, OUTPUT_LAYOUTS
 from edgeps.preprocess import InputSpec
 from edgeps.training.inference import TorchPredictor, model_from_checkpoint
+from edgeps.validate import check_batch_value
 
 log = logging.getLogger("edgeps.export")
 
@@ -210,8 +211,7 @@ def check_batch(batch: Any, formats: list[str]) -> int | str:
     """``--batch``: a positive integer or ``dynamic`` (a string of digits is read as N)."""
     if isinstance(batch, str) and batch.isdigit():
         batch = int(batch)
-    if not (batch == "dynamic" or (isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1)):
-        raise ConfigError(f"--batch: expected a positive integer or 'dynamic', got {batch!r}")
+    batch = check_batch_value(batch, "--batch")
     unbatched = sorted({f for f in formats if f not in BATCH_FORMATS})
     if batch != 1 and unbatched:
         log.info("batch 1 for %s (a batch dimension: %s)", ", ".join(unbatched), ", ".join(BATCH_FORMATS))

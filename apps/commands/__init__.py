@@ -13,6 +13,11 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("bench-postprocess", "bench_postprocess", "time the post-processing on synthetic heads"),
     ("train", "train", "train a model from a YAML config (configs/*.yaml)"),
     ("eval", "eval", "PQ/SQ/RQ and mIoU of a checkpoint on synth:val or a COCO-panoptic folder"),
+    (
+        "tune-postprocess",
+        "tune_postprocess",
+        "choose post-processing settings (center threshold, NMS kernel, top-k, stuff area) on held-out data",
+    ),
     ("eval-video", "eval_video", "STQ/AQ/SQ, VPQ, id switches and tracked % of a model plus the tracker on videos"),
     ("data", "data", "write synthetic street data (images, video, COCO-panoptic GT); dataset statistics"),
     (

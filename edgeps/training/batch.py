@@ -22,7 +22,7 @@ import torch
 
 from edgeps import LABEL_DIVISOR, VOID_LABEL
 from edgeps.preprocess import InputSpec
-from edgeps.training.config import DataConfig
+from edgeps.training.config import DataConfig, LossConfig
 from edgeps.training.samples import IGNORE, NO_JITTER, TrainCrop
 
 CROP_FIELDS = tuple(f.name for f in fields(TrainCrop))
@@ -88,9 +88,12 @@ def panoptic_batch_targets(
     thing_ids: Iterable[int],
     *,
     sigma: float,
+    sigma_scale: float = 0.0,
     small_instance_area: int = 0,
     small_instance_weight: float = 1.0,
     ignore_crowd_in_semantic: bool = False,
+    offset_per_instance: bool = False,
+    center_thing_weight: float = 1.0,
     label_divisor: int = LABEL_DIVISOR,
 ) -> dict[str, torch.Tensor]:
     """Panoptic-DeepLab targets of a batch of panoptic crops, vectorized over pixels.
@@ -100,8 +103,14 @@ def panoptic_batch_targets(
             on void and padding.
         thing_ids: thing classes; a thing pixel with instance 0 is crowd.
         sigma: center Gaussian sigma, pixels.
+        sigma_scale: > 0: per instance sigma = clamp(sigma_scale * sqrt(pixels), 1, sigma)
+            (smaller Gaussians for small instances); 0: ``sigma`` for every instance.
         small_instance_area: instances with fewer pixels (in the crop) weigh
             ``small_instance_weight`` in the semantic loss.
+        offset_per_instance: the offset weight of an instance's pixels is
+            ``(P / N) / pixels`` (P instance pixels, N instances in the batch), so every instance
+            weighs the same in total and the weights still sum to P.
+        center_thing_weight: center weight of instance pixels (others labelled: 1).
 
     Returns:
         ``semantic`` (B, H, W) int64, IGNORE on void (and crowd when asked);
@@ -109,7 +118,7 @@ def panoptic_batch_targets(
         Gaussian at each instance's rounded center of mass (max where they overlap);
         ``center_weight`` (B, H, W) float32, 0 on void and crowd; ``offset`` (B, 2, H, W)
         float32 (dy, dx) to the center of mass, 0 off instances; ``offset_weight`` (B, H, W)
-        float32, 1 on thing instances.
+        float32, 1 on thing instances (or the per-instance weights).
     """
     pan = panoptic.long()
     dev = pan.device
@@ -132,6 +141,7 @@ def panoptic_batch_targets(
     center = torch.zeros(b * h * w, dtype=torch.float32, device=dev)
     offset = torch.zeros(2, b * h * w, dtype=torch.float32, device=dev)
     weight = torch.ones(b * h * w, dtype=torch.float32, device=dev)
+    offset_weight = is_instance.float()
     pixels = is_instance.reshape(-1).nonzero().squeeze(1)
     if pixels.numel():
         span = n_lut * label_divisor  # every instance id of one image is below this
@@ -151,6 +161,9 @@ def panoptic_batch_targets(
         if small_instance_area > 0:
             small = n < small_instance_area
             weight[pixels] = torch.where(small[inverse], float(small_instance_weight), 1.0)
+        if offset_per_instance:
+            per_instance = (pixels.numel() / ids.numel()) / n.double()
+            offset_weight.view(-1)[pixels] = per_instance[inverse].float()
 
         gauss, r = _gaussian(sigma, dev)
         d = torch.arange(-r, r + 1, device=dev)
@@ -160,27 +173,43 @@ def panoptic_batch_targets(
         py, px = torch.broadcast_tensors(py, px)
         inside = (py >= 0) & (py < h) & (px >= 0) & (px < w)
         where = (image_of * (h * w) + py * w + px)[inside]
-        center.scatter_reduce_(0, where, gauss.expand(ids.numel(), -1, -1)[inside], reduce="amax")
+        if sigma_scale > 0:
+            sig = (sigma_scale * n.double().sqrt()).clamp(1.0, sigma).float()[:, None, None]
+            dd = d.float()
+            patches = torch.exp(-(dd[None, :, None] ** 2 + dd[None, None, :] ** 2) / (2 * sig**2))
+        else:
+            patches = gauss.expand(ids.numel(), -1, -1)
+        center.scatter_reduce_(0, where, patches[inside], reduce="amax")
     return {
         "semantic": semantic,
         "semantic_weight": weight.view(b, h, w),
         "center": center.view(b, 1, h, w),
-        "center_weight": (~void & ~crowd).float(),
+        "center_weight": (~void & ~crowd).float() * (1.0 + (center_thing_weight - 1.0) * is_instance.float()),
         "offset": offset.view(2, b, h, w).transpose(0, 1),
-        "offset_weight": is_instance.float(),
+        "offset_weight": offset_weight,
     }
 
 
 def train_batch(
-    loaded: dict[str, torch.Tensor], thing_ids: Iterable[int], cfg: DataConfig, spec: InputSpec, device: torch.device
+    loaded: dict[str, torch.Tensor],
+    thing_ids: Iterable[int],
+    cfg: DataConfig,
+    spec: InputSpec,
+    device: torch.device,
+    loss: LossConfig | None = None,
 ) -> dict[str, Any]:
     """A loaded batch (see :func:`collate_crops`) -> ``image`` (B, 3, h, w) network input on
-    ``device`` plus the targets of :func:`panoptic_batch_targets` (the losses' batch)."""
+    ``device`` plus the targets of :func:`panoptic_batch_targets` (the losses' batch); ``loss``
+    gives the target weighting options (default: none)."""
+    loss = loss or LossConfig()
     crop = {k: loaded[k].to(device, non_blocking=True) for k in CROP_FIELDS}
     out = panoptic_batch_targets(
         crop["panoptic"],
         thing_ids,
         sigma=cfg.center_sigma,
+        sigma_scale=cfg.center_sigma_scale,
+        offset_per_instance=loss.offset_per_instance,
+        center_thing_weight=loss.center_thing_weight,
         small_instance_area=cfg.small_instance_area,
         small_instance_weight=cfg.small_instance_weight,
         ignore_crowd_in_semantic=cfg.ignore_crowd_in_semantic,

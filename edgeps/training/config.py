@@ -32,6 +32,9 @@ class DataConfig:
     flip: bool = True
     color_jitter: float = 0.25
     center_sigma: float = 8.0
+    # > 0: each instance's center Gaussian has sigma = clamp(scale * sqrt(area), 1, center_sigma)
+    # (area in crop pixels), so small neighbours keep separate peaks; 0: every center uses center_sigma
+    center_sigma_scale: float = 0.0
     small_instance_area: int = 1024  # pixels at input size
     small_instance_weight: float = 3.0
     synth_things: tuple[int, int] = (20, 36)  # things per synthetic training scene (min, max)
@@ -65,6 +68,11 @@ class LossConfig:
     semantic_top_k: float = 0.2  # fraction of hardest pixels kept (1.0 = plain mean)
     center: float = 200.0
     offset: float = 0.01
+    # offset L1 normalised per instance: every instance of the batch weighs the same in total
+    # (a small person as much as a bus), instead of every pixel the same
+    offset_per_instance: bool = False
+    # weight of thing-instance pixels in the center MSE (1 = every labelled pixel the same)
+    center_thing_weight: float = 1.0
 
 
 @dataclass

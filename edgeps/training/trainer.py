@@ -365,7 +365,7 @@ def _train(
     while step < total_steps:
         loaded = next(batches)
         drawn.update(loaded["index"][loaded["epoch"] == first_epoch].tolist())
-        batch = train_batch(loaded, categories.thing_ids, cfg.data, spec, dev)
+        batch = train_batch(loaded, categories.thing_ids, cfg.data, spec, dev, cfg.loss)
         with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             outputs = net(batch["image"])
         losses = panoptic_losses({k: v.float() for k, v in outputs.items()}, batch, cfg.loss)
