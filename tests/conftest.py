@@ -49,13 +49,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 TINY_SIZE = (64, 128)
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    """A small model trained for a few dozen steps (confident enough for int8 parity)."""
+def train_tiny_checkpoint(out: Path, **model: object) -> Path:
+    """Train the tiny model (``model`` overrides its model section) into ``out``; returns last.pt."""
     from edgeps.training.config import config_from_dict
     from edgeps.training.trainer import train
 
-    out = tmp_path_factory.mktemp("tiny")
     cfg = config_from_dict(
         {
             "model": {
@@ -65,6 +63,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
                 "instance_channels": 32,
                 "aspp_channels": 32,
                 "head_channels": 16,
+                **model,
             },
             "data": {
                 "train_images": 8,
@@ -88,6 +87,12 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     )
     train(cfg, out, show_progress=False)
     return out / "checkpoints" / "last.pt"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A small model trained for a few dozen steps (confident enough for int8 parity)."""
+    return train_tiny_checkpoint(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="session")
