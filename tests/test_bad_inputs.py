@@ -26,7 +26,7 @@ from edgeps.errors import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-SIZE = (64, 128)  # tiny_checkpoint's input size (conftest.TINY_SIZE)
+SIZE = (64, 128)  # tiny_checkpoint's input size (tiny_model.TINY_SIZE)
 FORMAT_FILES = {"torch": "model.pt", "onnx": "model.onnx", "openvino": "model.xml", "tflite": "model.tflite"}
 
 

@@ -4,7 +4,7 @@ backend at a small size and passes the parity gate, fp32 and int8 (issue 26)."""
 from __future__ import annotations
 
 import numpy as np
-from conftest import TINY_SIZE, train_tiny_checkpoint
+from tiny_model import TINY_SIZE, train_tiny_checkpoint
 
 from edgeps.bundle import read_manifest
 from edgeps.export.parity import INT8_MIN_AGREEMENT

@@ -15,7 +15,7 @@ from edgeps.errors import ConfigError, FormatError
 ov = pytest.importorskip("openvino", reason="the openvino extra is not installed (pip install 'edgeps[export]')")
 pytest.importorskip("nncf", reason="nncf is not installed (pip install 'edgeps[export]')")
 
-SIZE = (64, 128)  # tiny_checkpoint's input size (conftest.TINY_SIZE)
+SIZE = (64, 128)  # tiny_checkpoint's input size (tiny_model.TINY_SIZE)
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
