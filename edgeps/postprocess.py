@@ -542,6 +542,7 @@ def panoptic_prediction_from_heads(
     threshold: float = 0.1,
     nms_kernel: int = 7,
     top_k: int | None = 200,
+    thing_area: int = 0,
     semantic_prob: np.ndarray | None = None,
     compute_scores: bool = True,
     center_candidates: tuple[np.ndarray, np.ndarray] | None = None,
@@ -555,11 +556,16 @@ def panoptic_prediction_from_heads(
     ``semantic_prob`` (H, W) is the max class probability (what the exported graph emits
     beside its ArgMax); given logits, it is computed here by softmax. Scores are left empty
     when ``compute_scores`` is False or no probability is available.
+
+    ``thing_area``: thing instances smaller than this many pixels become void (0: keep all);
+    small fragments of a split object are false positives in PQ, while the pixels they leave
+    void cost the matched segment little.
     """
     semantic, center_heatmap, offsets, semantic_prob, max_class = _check_inputs(
         semantic, center_heatmap, offsets, semantic_prob
     )
     _check_settings(label_divisor, stuff_area, nms_kernel, top_k)
+    _check_thing_area(thing_area)
     things = np.fromiter((int(t) for t in thing_ids), dtype=np.int64)
     if things.size and things.min() < 0:
         raise InputShapeError(f"thing_ids: must be >= 0, got {things.tolist()}")
@@ -611,6 +617,8 @@ def panoptic_prediction_from_heads(
             stuff_area=stuff_area,
             void_label=void_label,
         )
+    if thing_area > 0 and len(centers):
+        panoptic, instance_ids = _drop_small_instances(panoptic, instance_ids, thing_area, void_label)
     scores: dict[int, float] = {}
     pred = PanopticPrediction(panoptic, scores, centers, center_scores)
     if semantic_prob is not None and compute_scores:
@@ -618,6 +626,27 @@ def panoptic_prediction_from_heads(
         pred.compact = (ids, inverse.reshape(panoptic.shape))  # kept for the segments
         scores.update(_segment_scores(ids, inverse, semantic_prob, instance_ids, center_scores, void_label))
     return pred
+
+
+def _check_thing_area(thing_area: int) -> None:
+    if thing_area < 0:
+        raise InputShapeError(f"thing_area: must be >= 0, got {thing_area}")
+
+
+def _drop_small_instances(
+    panoptic: np.ndarray, instance_ids: np.ndarray, thing_area: int, void_label: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``panoptic`` with every instance of fewer than ``thing_area`` pixels set to void, and
+    ``instance_ids`` (one panoptic id per center) with those ids set to ``void_label``."""
+    ids, inverse = compact_ids(panoptic)
+    area = np.bincount(inverse, minlength=len(ids))
+    small = (area < thing_area) & np.isin(ids, instance_ids[instance_ids != void_label])
+    if not small.any():
+        return panoptic, instance_ids
+    table = np.where(small, void_label, ids).astype(panoptic.dtype)
+    dropped = ids[small]
+    kept_ids = np.where(np.isin(instance_ids, dropped), void_label, instance_ids)
+    return table[inverse].reshape(panoptic.shape), kept_ids
 
 
 def _segment_scores(
@@ -697,6 +726,7 @@ class PostprocessSettings:
     stuff_area: int = 2048
     label_divisor: int = LABEL_DIVISOR
     void_label: int = VOID_LABEL
+    thing_area: int = 0
 
     @classmethod
     def from_dict(cls, raw: dict | None, where: str = "postprocess") -> PostprocessSettings:
@@ -710,10 +740,12 @@ class PostprocessSettings:
             "stuff_area": int,
             "label_divisor": int,
             "void_label": int,
+            "thing_area": int,
         }
         settings = cls(**check_mapping({} if raw is None else raw, kinds, where))
         try:
             _check_settings(settings.label_divisor, settings.stuff_area, settings.nms_kernel, settings.top_k)
+            _check_thing_area(settings.thing_area)
         except InputShapeError as exc:
             raise ConfigError(f"{where}.{exc}") from None
         return settings
@@ -726,6 +758,7 @@ class PostprocessSettings:
             "stuff_area": self.stuff_area,
             "label_divisor": self.label_divisor,
             "void_label": self.void_label,
+            "thing_area": self.thing_area,
         }
 
 
@@ -775,6 +808,7 @@ def panoptic_from_outputs(
         threshold=s.threshold,
         nms_kernel=s.nms_kernel,
         top_k=s.top_k,
+        thing_area=s.thing_area,
         semantic_prob=prob,
         compute_scores=compute_scores,
         center_candidates=(

@@ -50,6 +50,7 @@ def settings_grid(
     nms_kernels: Sequence[int] = (),
     top_ks: Sequence[int | None] = (),
     stuff_areas: Sequence[int] = (),
+    thing_areas: Sequence[int] = (),
 ) -> list[PostprocessSettings]:
     """Every combination of the given values; an empty list keeps ``base``'s value. ``base``
     itself is always the first entry."""
@@ -58,6 +59,7 @@ def settings_grid(
         "nms_kernel": list(nms_kernels) or [base.nms_kernel],
         "top_k": list(top_ks) or [base.top_k],
         "stuff_area": list(stuff_areas) or [base.stuff_area],
+        "thing_area": list(thing_areas) or [base.thing_area],
     }
     grid = [base]
     for values in itertools.product(*axes.values()):

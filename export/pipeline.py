@@ -239,12 +239,17 @@ def _graph_centers(cfg: Any, postprocess: str, dynamic_hw: bool, formats: list[s
 
 def _settings_at_size(cfg: Any, size: tuple[int, int]) -> Any:
     """``cfg`` with its post-processing settings for a model input of ``size`` (H, W): they
-    are in model pixels, so ``stuff_area`` scales with the input area relative to training."""
+    are in model pixels, so ``stuff_area`` and ``thing_area`` scale with the input area relative
+    to training."""
     trained = tuple(cfg.data.input_size)
     if tuple(size) == trained:
         return cfg
     scale = (size[0] * size[1]) / (trained[0] * trained[1])
-    post = dataclasses.replace(cfg.postprocess, stuff_area=max(0, round(cfg.postprocess.stuff_area * scale)))
+    post = dataclasses.replace(
+        cfg.postprocess,
+        stuff_area=max(0, round(cfg.postprocess.stuff_area * scale)),
+        thing_area=max(0, round(cfg.postprocess.thing_area * scale)),
+    )
     return dataclasses.replace(cfg, postprocess=post)
 
 

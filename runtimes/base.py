@@ -129,7 +129,7 @@ class Runtime:
 
     def set_postprocess(self, **overrides: Any) -> PostprocessSettings:
         """Override the bundle's post-processing settings (threshold, nms_kernel, top_k,
-        stuff_area) for this session; None keeps the bundle's value. Validated like the
+        stuff_area, thing_area) for this session; None keeps the bundle's value. Validated like the
         manifest, so a bad value names its field."""
         merged = {**self.manifest.postprocess.to_dict(), **{k: v for k, v in overrides.items() if v is not None}}
         settings = PostprocessSettings.from_dict(merged, where="postprocess override")

@@ -66,6 +66,29 @@ def test_stride4_outputs_without_upsampling():
     assert out["offset"].shape == (1, 2, 25, 38)
 
 
+def test_instance_stride_2_predicts_centers_and_offsets_at_stride_2():
+    model = _model(upsample_to_input=False, instance_stride=2)
+    assert model.encoder.strides == (4, 8, 16, 32, 2)
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 100, 150))
+    assert out["semantic"].shape == (1, 7, 25, 38)  # the semantic branch stays at ceil(n / 4)
+    assert out["center"].shape == (1, 1, 50, 75)  # ceil(n / 2)
+    assert out["offset"].shape == (1, 2, 50, 75)
+    assert model.neck.instance_channels == 32  # instance_channels / 2 at stride 2
+    for h, w in [(64, 128), (33, 47)]:
+        _check_shapes(_model(instance_stride=2), h, w)
+    train = _model(instance_stride=2).train()
+    loss = sum(v.square().mean() for v in train(torch.randn(2, 3, 64, 64)).values())
+    loss.backward()
+    assert train.neck.instance.project2[0].weight.grad is not None  # the stride-2 skip is trained
+
+
+def test_instance_stride_2_costs_at_most_15_percent_more_flops():
+    base = count_flops(_model(num_classes=8), (256, 512))
+    s2 = count_flops(_model(num_classes=8, instance_stride=2), (256, 512))
+    assert 1.05 < s2 / base < 1.15  # issue 26's bound on model growth
+
+
 @pytest.mark.parametrize("neck", ["deeplab", "fpn"])
 def test_trains_with_batch_of_one(neck):
     model = _model(neck=neck, activation="relu6").train()
@@ -94,6 +117,9 @@ def test_encoder_taps_and_names():
     assert count_parameters(enc) == 1_811_712  # torchvision mobilenet_v2 minus features.18 and classifier
     assert "features.17.conv.3.running_var" in enc.state_dict()
     assert not any(k.startswith("features.18") for k in enc.state_dict())
+    with_s2 = MobileNetV2Encoder(1.0, stride2_tap=True).eval()
+    assert with_s2.out_channels == (24, 32, 96, 320, 16)
+    assert tuple(with_s2(torch.zeros(1, 3, 64, 96))[4].shape) == (1, 16, 32, 48)
 
 
 # ---- ImageNet weights ----------------------------------------------------------------------
@@ -196,6 +222,13 @@ def test_not_pretrained_status():
         ({"num_classes": 3, "activation": "gelu"}, "model.activation: expected one of relu, relu6, hardswish"),
         ({"num_classes": 3, "freeze_at": 19}, "model.freeze_at: expected 0..18"),
         ({"num_classes": 3, "freeze_at": 2.0}, "model.freeze_at: expected an integer"),
+        ({"num_classes": 3, "instance_stride": 8}, "model.instance_stride: expected one of 4, 2, got 8"),
+        ({"num_classes": 3, "instance_stride": True}, "model.instance_stride: expected one of 4, 2"),
+        ({"num_classes": 3, "instance_stride": 2, "neck": "fpn"}, "model.instance_stride: 2 needs neck: deeplab"),
+        (
+            {"num_classes": 3, "instance_stride": 2, "shared_decoder": True},
+            "model.instance_stride: 2 needs a separate instance decoder",
+        ),
         ([1, 2], "model: expected a mapping, got list"),
     ],
 )
@@ -253,10 +286,13 @@ class _OpRecorder(torch.overrides.TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize(("neck", "width", "shared"), [("deeplab", 1.0, False), ("fpn", 0.5, True)])
-def test_only_export_friendly_modules_and_ops(neck, width, shared):
+@pytest.mark.parametrize(
+    ("neck", "width", "shared", "stride"),
+    [("deeplab", 1.0, False, 4), ("fpn", 0.5, True, 4), ("deeplab", 1.0, False, 2)],
+)
+def test_only_export_friendly_modules_and_ops(neck, width, shared, stride):
     for act in ("relu", "relu6", "hardswish"):
-        model = _model(neck=neck, width_mult=width, shared_decoder=shared, activation=act)
+        model = _model(neck=neck, width_mult=width, shared_decoder=shared, activation=act, instance_stride=stride)
         leaves = [m for m in model.modules() if not list(m.children())]
         bad = {type(m).__name__ for m in leaves if not isinstance(m, ALLOWED_LEAVES)}
         assert not bad, bad

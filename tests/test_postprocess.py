@@ -167,6 +167,42 @@ def test_scores_are_mean_probability_times_center_score():
     np.testing.assert_array_equal(pred.centers, [[0, 0]])
 
 
+def test_thing_area_turns_small_instances_void_and_keeps_the_rest() -> None:
+    # A 1x8 row: class 1 (thing) everywhere; a big instance at x 0..5 (6 px) and a 2-px
+    # fragment at x 6..7 voting for its own center; stuff class 0 nowhere.
+    sem = np.ones((1, 8), np.int64)
+    heat = np.zeros((1, 8), np.float32)
+    heat[0, 2], heat[0, 7] = 0.9, 0.6
+    off = np.zeros((2, 1, 8), np.float32)
+    off[1, 0, :6] = 2 - np.arange(6)  # every pixel of 0..5 votes for x = 2
+    off[1, 0, 6] = 1  # 6 votes for x = 7
+    prob = np.full((1, 8), 0.5, np.float32)
+    kw = dict(thing_ids=[1], stuff_area=0, nms_kernel=1, threshold=0.1, semantic_prob=prob)
+    pred = panoptic_prediction_from_heads(sem, heat, off, **kw)
+    np.testing.assert_array_equal(pred.panoptic, [[1001] * 6 + [1002] * 2])
+    assert set(pred.scores) == {1001, 1002}
+    for area in (3, 6):
+        pred = panoptic_prediction_from_heads(sem, heat, off, thing_area=area, **kw)
+        np.testing.assert_array_equal(pred.panoptic, [[1001] * 6 + [-1] * 2])
+        assert set(pred.scores) == {1001}  # the dropped instance has no score
+    pred = panoptic_prediction_from_heads(sem, heat, off, thing_area=7, **kw)
+    np.testing.assert_array_equal(pred.panoptic, [[-1] * 8])
+    assert pred.scores == {}
+    with pytest.raises(InputShapeError, match="thing_area: must be >= 0, got -1"):
+        panoptic_prediction_from_heads(sem, heat, off, thing_area=-1, **kw)
+
+
+def test_thing_area_setting_reads_back_and_is_checked() -> None:
+    from edgeps.errors import ConfigError
+    from edgeps.postprocess import PostprocessSettings
+
+    s = PostprocessSettings.from_dict({"thing_area": 48})
+    assert s.thing_area == 48 and PostprocessSettings.from_dict(s.to_dict()) == s
+    assert PostprocessSettings.from_dict({}).thing_area == 0  # manifests written before it keep every instance
+    with pytest.raises(ConfigError, match="postprocess.thing_area: must be >= 0"):
+        PostprocessSettings.from_dict({"thing_area": -4})
+
+
 @pytest.mark.parametrize(
     "args, match",
     [

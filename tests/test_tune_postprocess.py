@@ -18,7 +18,9 @@ def test_grid_starts_with_the_base_and_has_every_combination_once() -> None:
     assert grid[0] == base
     assert len(grid) == 6  # 2 x 3, the base among them once
     assert {(s.threshold, s.nms_kernel) for s in grid} == {(t, k) for t in (0.2, 0.3) for k in (5, 7, 9)}
-    assert all(s.top_k == 200 and s.stuff_area == 512 for s in grid)
+    assert all(s.top_k == 200 and s.stuff_area == 512 and s.thing_area == 0 for s in grid)
+    by_area = settings_grid(base, thing_areas=[0, 16, 64])
+    assert [s.thing_area for s in by_area] == [0, 16, 64] and by_area[0] == base
 
 
 def test_best_row_breaks_near_ties_toward_the_first() -> None:
@@ -32,6 +34,7 @@ def test_best_row_breaks_near_ties_toward_the_first() -> None:
 def test_cli_scores_the_grid_on_held_out_data_and_writes_the_config(tiny_checkpoint, tmp_path, capsys) -> None:
     out_json, out_cfg, out_pt = tmp_path / "tune.json", tmp_path / "tuned.yaml", tmp_path / "tuned.pt"
     args = ["--checkpoint", tiny_checkpoint, "--data", "synth:dev:3", "--threshold", "0.05,0.9", "--nms-kernel", "3"]
+    args += ["--thing-area", "0,1000000"]
     assert (
         main(
             [
@@ -48,13 +51,16 @@ def test_cli_scores_the_grid_on_held_out_data_and_writes_the_config(tiny_checkpo
         == 0
     )
     report = json.loads(out_json.read_text())
-    assert report["images"] == 3 and len(report["rows"]) == 3  # the checkpoint's own + 2
+    assert report["images"] == 3 and len(report["rows"]) == 5  # the checkpoint's own + 2 x 2
     pqs = [r["pq"] for r in report["rows"]]
     best = int(np.argmax(pqs))
     assert report["chosen"] == report["rows"][best]["settings"] or max(pqs) - pqs[0] <= 0.1
     # a threshold of 0.9 finds (almost) no centers: its things PQ is not above the low threshold's
-    by_thr = {r["settings"]["threshold"]: r for r in report["rows"] if r["settings"]["nms_kernel"] == 3}
+    rows = [r for r in report["rows"] if r["settings"]["nms_kernel"] == 3]
+    by_thr = {r["settings"]["threshold"]: r for r in rows if r["settings"]["thing_area"] == 0}
     assert by_thr[0.9]["pq_things"] <= by_thr[0.05]["pq_things"]
+    # a thing area larger than the image drops every instance: no thing is found
+    assert all(r["pq_things"] == 0 for r in rows if r["settings"]["thing_area"] == 1000000)
     written = yaml.safe_load(out_cfg.read_text())
     assert written["postprocess"] == {**written["postprocess"], **report["chosen"]}
     assert "PQth" in capsys.readouterr().out

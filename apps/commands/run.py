@@ -33,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, help="center heatmap threshold (default: the bundle's)")
     parser.add_argument("--stuff-area", type=int, help="minimum stuff area in model pixels (default: the bundle's)")
     parser.add_argument(
+        "--thing-area",
+        type=int,
+        help="minimum thing instance area in model pixels; smaller instances become void (default: the bundle's)",
+    )
+    parser.add_argument(
         "--mode",
         choices=["auto", "realtime", "record"],
         default="auto",
@@ -113,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--images-json: only used with --coco-dir")
     threads = args.threads or default_threads()
     rt = load(args.bundle, backend=args.backend, device=args.device, threads=threads)
-    rt.set_postprocess(threshold=args.threshold, stuff_area=args.stuff_area)
+    rt.set_postprocess(threshold=args.threshold, stuff_area=args.stuff_area, thing_area=args.thing_area)
     m = rt.manifest
     pp = m.postprocess
     consumers = []

@@ -29,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nms-kernel", type=_ints, default=[], help="odd NMS kernels (model pixels), e.g. 5,7,11")
     parser.add_argument("--top-k", type=_ints, default=[], help="center top-k values, e.g. 100,200")
     parser.add_argument("--stuff-area", type=_ints, default=[], help="stuff area limits (model pixels), e.g. 256,512")
+    parser.add_argument(
+        "--thing-area",
+        type=_ints,
+        default=[],
+        help="minimum thing instance areas (model pixels; smaller instances become void), e.g. 0,32,64",
+    )
     parser.add_argument("--json", type=Path, dest="json_out", metavar="OUT", help="write every row here")
     parser.add_argument(
         "--write-config",
@@ -56,9 +62,11 @@ def run(args: argparse.Namespace) -> int:
     from edgeps.tuning import best_row, cache_heads, score_settings, settings_grid
 
     grid_values = {"thresholds": args.threshold, "nms_kernels": args.nms_kernel, "top_ks": args.top_k}
-    grid_values["stuff_areas"] = args.stuff_area
+    grid_values.update(stuff_areas=args.stuff_area, thing_areas=args.thing_area)
     if not any(grid_values.values()):
-        raise ConfigError("tune-postprocess: give at least one of --threshold, --nms-kernel, --top-k, --stuff-area")
+        raise ConfigError(
+            "tune-postprocess: give at least one of --threshold, --nms-kernel, --top-k, --stuff-area, --thing-area"
+        )
     predictor = predictor_from_checkpoint(args.checkpoint)
     grid = settings_grid(predictor.settings, **grid_values)
     dataset = open_dataset(args.data)
@@ -70,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     names = list(rows[0].per_class)
     print(f"{args.checkpoint} on {args.data} ({len(cached)} images); first row: the checkpoint's own settings")
     print(
-        f"  {'threshold':>9} {'nms':>4} {'top_k':>6} {'stuff':>6} {'PQ':>6} {'PQth':>6} {'PQst':>6}"
+        f"  {'threshold':>9} {'nms':>4} {'top_k':>6} {'stuff':>6} {'thing':>6} {'PQ':>6} {'PQth':>6} {'PQst':>6}"
         + "".join(f" {n[:8]:>8}" for n in names)
     )
     for r in rows:
@@ -78,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         mark = "*" if r is best else " "
         cells = "".join(f" {r.per_class[n]:8.1f}" for n in names)
         print(
-            f"{mark} {s.threshold:9.3g} {s.nms_kernel:4d} {str(s.top_k):>6} {s.stuff_area:6d} "
+            f"{mark} {s.threshold:9.3g} {s.nms_kernel:4d} {str(s.top_k):>6} {s.stuff_area:6d} {s.thing_area:6d} "
             f"{r.pq:6.1f} {r.pq_things:6.1f} {r.pq_stuff:6.1f}{cells}"
         )
     chosen = best.settings.to_dict()

@@ -14,6 +14,7 @@ from edgeps.errors import ConfigError
 from edgeps.validate import check_mapping
 
 NECKS = ("deeplab", "fpn")
+INSTANCE_STRIDES = (4, 2)
 ACTIVATIONS = ("relu", "relu6", "hardswish")
 ENCODER_BLOCKS = 18  # MobileNetV2's features.0 .. features.17
 _CHANNEL_FIELDS = ("semantic_channels", "instance_channels", "aspp_channels", "head_channels")
@@ -34,6 +35,9 @@ class ModelConfig:
     the stem and every stride-4 block: a step of batch 8 at 256x256, 0.76-0.92 -> 0.71-0.76 s
     on 2 cores; the demo's 10 minutes did not get more steps, so the default stays 0). Applies
     only when the ImageNet weights loaded; a random encoder trains whole.
+    ``instance_stride``: 4, or 2 for a DeepLab instance decoder with one more stage fed by the
+    encoder's stride-2 tap (center and offset heads at stride 2, on instance_channels / 2
+    channels); needs ``neck: deeplab`` and separate decoders.
     """
 
     num_classes: int
@@ -48,11 +52,13 @@ class ModelConfig:
     pretrained: bool = True
     activation: Literal["relu", "relu6", "hardswish"] = "relu"
     freeze_at: int = 0
+    instance_stride: int = 4
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = _check(f.name, getattr(self, f.name), "model")
             object.__setattr__(self, f.name, value)
+        _check_combination(self.to_dict(), "model")
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "model") -> ModelConfig:
@@ -60,11 +66,24 @@ class ModelConfig:
         check_mapping(d, {f.name: object for f in fields(cls)}, where)  # a mapping of known keys
         if "num_classes" not in d:
             raise ConfigError(f"{where}.num_classes: required (number of semantic classes)")
-        return cls(**{key: _check(key, value, where) for key, value in d.items()})
+        values = {key: _check(key, value, where) for key, value in d.items()}
+        _check_combination(values, where)
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict that ``from_dict`` reads back (for checkpoints and YAML)."""
         return asdict(self)
+
+
+def _check_combination(values: dict[str, Any], where: str) -> None:
+    """Errors for fields that are valid alone but not together (absent fields: defaults)."""
+    if values.get("instance_stride", 4) != 2:
+        return
+    neck = values.get("neck", "deeplab")
+    if neck != "deeplab":
+        raise ConfigError(f"{where}.instance_stride: 2 needs neck: deeplab, got neck: {neck}")
+    if values.get("shared_decoder", False):
+        raise ConfigError(f"{where}.instance_stride: 2 needs a separate instance decoder (shared_decoder: false)")
 
 
 def _check(name: str, value: Any, where: str) -> Any:
@@ -90,6 +109,10 @@ def _check(name: str, value: Any, where: str) -> Any:
                 f"{field}: expected 0..{ENCODER_BLOCKS} (encoder blocks kept at their ImageNet weights), got {value}"
             )
         return value
+    if name == "instance_stride":
+        if isinstance(value, bool) or value not in INSTANCE_STRIDES:
+            raise ConfigError(f"{field}: expected one of {', '.join(map(str, INSTANCE_STRIDES))}, got {value!r}")
+        return value
     if name in _BOOL_FIELDS:
         if not isinstance(value, bool):
             raise ConfigError(f"{field}: expected true/false, got {value!r}")
@@ -100,4 +123,4 @@ def _check(name: str, value: Any, where: str) -> Any:
     return value
 
 
-__all__ = ["ACTIVATIONS", "NECKS", "ModelConfig"]
+__all__ = ["ACTIVATIONS", "INSTANCE_STRIDES", "NECKS", "ModelConfig"]

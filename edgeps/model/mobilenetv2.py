@@ -24,6 +24,7 @@ INVERTED_RESIDUAL_SETTING = (
     (6, 320, 1, 1),
 )
 TAP_INDICES = (3, 6, 13, 17)  # last block of stride 4, 8, 16 and 32
+STRIDE2_INDEX = 1  # last block of stride 2 (the optional fifth tap)
 TAP_STRIDES = (4, 8, 16, 32)
 
 
@@ -89,11 +90,13 @@ class MobileNetV2Encoder(nn.Module):
     """``features.0`` .. ``features.17`` of torchvision's MobileNetV2 (same parameter names).
 
     ``forward`` returns the four taps at strides 4, 8, 16, 32; ``out_channels`` gives their
-    channel counts (24, 32, 96, 320 at width 1.0). Any input size works: a stride-2 conv
-    maps a side of n pixels to ceil(n / 2).
+    channel counts (24, 32, 96, 320 at width 1.0). With ``stride2_tap`` a fifth tap follows
+    them: the stride-2 output of ``features.1`` (16 channels at width 1.0), for a decoder that
+    predicts at stride 2. Any input size works: a stride-2 conv maps a side of n pixels to
+    ceil(n / 2).
     """
 
-    def __init__(self, width_mult: float = 1.0) -> None:
+    def __init__(self, width_mult: float = 1.0, stride2_tap: bool = False) -> None:
         super().__init__()
         self.width_mult = float(width_mult)
         channels = make_divisible(32 * width_mult)
@@ -106,8 +109,9 @@ class MobileNetV2Encoder(nn.Module):
                 channels = out
                 out_channels.append(out)
         self.features = nn.Sequential(*layers)
-        self.out_channels: tuple[int, int, int, int] = tuple(out_channels[i] for i in TAP_INDICES)  # type: ignore[assignment]
-        self.strides = TAP_STRIDES
+        self.tap_indices = TAP_INDICES + ((STRIDE2_INDEX,) if stride2_tap else ())
+        self.out_channels: tuple[int, ...] = tuple(out_channels[i] for i in self.tap_indices)
+        self.strides = TAP_STRIDES + ((2,) if stride2_tap else ())
         self.frozen = 0
         init_weights(self)
 
@@ -125,13 +129,13 @@ class MobileNetV2Encoder(nn.Module):
             layer.eval()
         return self
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        taps = []
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        taps = {}
         for i, layer in enumerate(self.features):
             x = layer(x)
-            if i in TAP_INDICES:
-                taps.append(x)
-        return taps[0], taps[1], taps[2], taps[3]
+            if i in self.tap_indices:
+                taps[i] = x
+        return tuple(taps[i] for i in self.tap_indices)
 
 
 def init_weights(module: nn.Module) -> None:

@@ -97,9 +97,15 @@ class ASPP(nn.Module):
 
 class DeepLabDecoder(nn.Module):
     """ASPP on the stride-32 tap, then fuse stride 8 and stride 4 (Panoptic-DeepLab decoder:
-    skip projections to channels/2 and channels/4)."""
+    skip projections to channels/2 and channels/4).
 
-    def __init__(self, tap_channels: Sequence[int], aspp_channels: int, channels: int, act: str) -> None:
+    ``stride2_channels`` > 0 adds one more stage: the stride-4 map is upsampled and fused with
+    the stride-2 tap (``taps[4]``, projected to channels/4) into ``stride2_channels`` channels
+    at stride 2, so the output is at stride 2 instead of 4."""
+
+    def __init__(
+        self, tap_channels: Sequence[int], aspp_channels: int, channels: int, act: str, stride2_channels: int = 0
+    ) -> None:
         super().__init__()
         p8, p4 = max(1, channels // 2), max(1, channels // 4)
         self.aspp = ASPP(tap_channels[3], aspp_channels, act)
@@ -107,28 +113,49 @@ class DeepLabDecoder(nn.Module):
         self.fuse8 = DSConv(aspp_channels + p8, channels, act)
         self.project4 = ConvBNAct(tap_channels[0], p4, 1, activation=make_activation(act))
         self.fuse4 = DSConv(channels + p4, channels, act)
-        self.out_channels = channels
+        self.project2: nn.Module | None = None
+        self.fuse2: nn.Module | None = None
+        if stride2_channels:
+            if len(tap_channels) < 5:
+                raise ValueError("a stride-2 decoder stage needs the encoder's stride-2 tap (taps[4])")
+            self.project2 = ConvBNAct(tap_channels[4], p4, 1, activation=make_activation(act))
+            self.fuse2 = DSConv(channels + p4, stride2_channels, act)
+        self.out_channels = stride2_channels or channels
 
     def forward(self, taps: Sequence[torch.Tensor]) -> torch.Tensor:
         x = self.aspp(taps[3])
         skip = self.project8(taps[1])
         x = self.fuse8(torch.cat([resize_to(x, skip), skip], dim=1))
         skip = self.project4(taps[0])
-        return self.fuse4(torch.cat([resize_to(x, skip), skip], dim=1))
+        x = self.fuse4(torch.cat([resize_to(x, skip), skip], dim=1))
+        if self.project2 is None or self.fuse2 is None:
+            return x
+        skip = self.project2(taps[4])
+        return self.fuse2(torch.cat([resize_to(x, skip), skip], dim=1))
 
 
 class DeepLabNeck(nn.Module):
-    """Separate semantic and instance DeepLab decoders (dual ASPP), or one shared."""
+    """Separate semantic and instance DeepLab decoders (dual ASPP), or one shared. With
+    ``instance_stride: 2`` the instance decoder ends at stride 2 with instance_channels / 2
+    channels (the semantic map stays at stride 4)."""
 
     def __init__(self, cfg: ModelConfig, tap_channels: Sequence[int]) -> None:
         super().__init__()
         act = cfg.activation
         self.semantic = DeepLabDecoder(tap_channels, cfg.aspp_channels, cfg.semantic_channels, act)
         self.instance = (
-            None if cfg.shared_decoder else DeepLabDecoder(tap_channels, cfg.aspp_channels, cfg.instance_channels, act)
+            None
+            if cfg.shared_decoder
+            else DeepLabDecoder(
+                tap_channels,
+                cfg.aspp_channels,
+                cfg.instance_channels,
+                act,
+                stride2_channels=instance_stride2_channels(cfg),
+            )
         )
         self.semantic_channels = cfg.semantic_channels
-        self.instance_channels = cfg.semantic_channels if cfg.shared_decoder else cfg.instance_channels
+        self.instance_channels = self.semantic.out_channels if self.instance is None else self.instance.out_channels
 
     def forward(self, taps: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         sem = self.semantic(taps)
@@ -201,6 +228,11 @@ class FPNNeck(nn.Module):
         return sem, (sem if self.instance is None else self.instance(levels))
 
 
+def instance_stride2_channels(cfg: ModelConfig) -> int:
+    """Channels of the instance decoder's stride-2 stage (0: it ends at stride 4)."""
+    return max(1, cfg.instance_channels // 2) if cfg.instance_stride == 2 else 0
+
+
 def build_neck(cfg: ModelConfig, tap_channels: Sequence[int]) -> DeepLabNeck | FPNNeck:
     """The neck ``cfg.neck`` names, sized for the encoder's tap channels."""
     if cfg.neck == "deeplab":
@@ -219,6 +251,7 @@ __all__ = [
     "ImagePooling",
     "TwoWayFPN",
     "build_neck",
+    "instance_stride2_channels",
     "make_activation",
     "resize_to",
 ]

@@ -22,7 +22,8 @@ class PanopticModel(nn.Module):
     ``forward(x)`` takes (N, 3, H, W) float32 normalized images and returns a dict:
     ``semantic`` (N, C, H, W) logits, ``center`` (N, 1, H, W) raw heatmap (no sigmoid; trained
     with MSE), ``offset`` (N, 2, H, W) as (dy, dx) in pixels of the input. The heads predict at
-    stride 4 (ceil(H / 4)); with ``upsample_to_input`` a bilinear resize brings them to (H, W).
+    stride 4 (ceil(H / 4)), the center and offset heads at stride 2 with ``instance_stride: 2``;
+    with ``upsample_to_input`` a bilinear resize brings them to (H, W).
     Offsets are predicted in input pixels directly, so resizing needs no rescaling, and with
     ``upsample_to_input=False`` they are still in input pixels. Any H, W works (odd sizes too).
 
@@ -32,7 +33,7 @@ class PanopticModel(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = MobileNetV2Encoder(cfg.width_mult)
+        self.encoder = MobileNetV2Encoder(cfg.width_mult, stride2_tap=cfg.instance_stride == 2)
         self.neck = build_neck(cfg, self.encoder.out_channels)
         sem_ch, ins_ch = self.neck.semantic_channels, self.neck.instance_channels
         self.semantic_head = semantic_head(sem_ch, cfg.semantic_channels, cfg.num_classes, cfg.activation)

@@ -1,9 +1,11 @@
-"""The FPN neck (configs/synth-fpn.yaml, configs/experiments/fpn-80.yaml) exports on every
-backend at a small size and passes the parity gate, fp32 and int8 (issue 26)."""
+"""The model variants of issue 26 export on every backend at a small size and pass the parity
+gate, fp32 and int8: the FPN neck (configs/synth-fpn.yaml, configs/experiments/fpn-80.yaml) and
+the stride-2 instance decoder (``model.instance_stride: 2``)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from tiny_model import TINY_SIZE, train_tiny_checkpoint
 
 from edgeps.bundle import read_manifest
@@ -12,11 +14,12 @@ from edgeps.export.parity import INT8_MIN_AGREEMENT
 FP32_MIN = 0.99  # fp32 graphs of the same weights: nearly every pixel's class agrees (ties may flip)
 
 
-def test_fpn_model_exports_on_all_three_backends_within_the_parity_gate(tmp_path) -> None:
+@pytest.mark.parametrize("variant", [{"neck": "fpn"}, {"instance_stride": 2}], ids=["fpn-neck", "instance-stride-2"])
+def test_model_variant_exports_on_all_three_backends_within_the_parity_gate(tmp_path, variant) -> None:
     from edgeps.export.pipeline import export_bundles
     from edgeps.runtimes import load
 
-    ckpt = train_tiny_checkpoint(tmp_path / "train", neck="fpn")
+    ckpt = train_tiny_checkpoint(tmp_path / "train", **variant)
     results = export_bundles(
         ckpt,
         ["onnx", "openvino", "tflite"],
