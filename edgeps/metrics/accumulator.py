@@ -29,6 +29,7 @@ from edgeps.fusion import panoptic_to_instances
 from edgeps.metrics.ap import detection_ground_truth, mask_ap, mask_ap_not_available
 from edgeps.metrics.pq import PQStat, pq_image
 from edgeps.metrics.report import build_report
+from edgeps.panoptic import compact_ids
 
 NOT_REQUESTED = "not requested (PanopticAccumulator(..., mask_ap=True) computes it)"
 
@@ -93,7 +94,7 @@ class PanopticAccumulator:
     # -- in-memory maps ---------------------------------------------------------------------
     def _segments(self, pan: np.ndarray, name: str, crowd_ids: set[int] | None) -> tuple[list[dict], np.ndarray]:
         """segments_info for a map (crowd flags for GT) and its per-pixel category row."""
-        ids, inverse = np.unique(pan.ravel(), return_inverse=True)
+        ids, inverse = compact_ids(pan)
         ids = ids.astype(np.int64)
         segments = []
         rows = np.full(len(ids), len(self.categories), np.int64)  # void -> extra column

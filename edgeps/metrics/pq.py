@@ -16,6 +16,7 @@ import numpy as np
 
 from edgeps.categories import Categories
 from edgeps.errors import CategoryError, FormatError, InputShapeError
+from edgeps.panoptic import compact_ids
 
 # Above this many (gt segment, pred segment) cells, count pairs with np.unique instead of a
 # dense np.bincount, so a pathological image cannot allocate a huge matrix.
@@ -195,8 +196,9 @@ def pq_image(
     pred = _check_map(pred_ids, pred_name)
     if gt.shape != pred.shape:
         raise InputShapeError(f"{pred_name}: size {pred.shape} differs from {gt_name} size {gt.shape}")
-    g_labels, g_inv, g_cnt = np.unique(gt.ravel(), return_inverse=True, return_counts=True)
-    p_labels, p_inv, p_cnt = np.unique(pred.ravel(), return_inverse=True, return_counts=True)
+    g_labels, g_inv = compact_ids(gt)
+    p_labels, p_inv = compact_ids(pred)
+    g_cnt, p_cnt = np.bincount(g_inv, minlength=len(g_labels)), np.bincount(p_inv, minlength=len(p_labels))
     g_labels, p_labels = g_labels.astype(np.int64), p_labels.astype(np.int64)
     g = _segment_table(g_labels, g_cnt, gt_segments, void_id, gt_name, categories, use_listed_area=True)
     p = _segment_table(p_labels, p_cnt, pred_segments, void_id, pred_name, categories, use_listed_area=False)
