@@ -121,7 +121,7 @@ FORMATS: dict[str, Format] = {
 }
 
 # Formats whose export can put the center extraction in the graph (export --postprocess graph).
-GRAPH_POSTPROCESS_FORMATS = ("onnx", "openvino")
+GRAPH_POSTPROCESS_FORMATS = ("onnx", "openvino", "tflite")
 # Formats whose export can give the model a batch dimension (export --batch N|dynamic); the
 # others (TFLite: a fixed-shape interpreter calibrated at batch 1) export batch 1.
 BATCH_FORMATS = ("onnx", "openvino")

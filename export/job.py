@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from edgeps.calibration.sets import CalibrationSet
+from edgeps.model.deploy import GRAPH_CENTER_HEADS, OUTPUT_HEADS
 from edgeps.preprocess import InputSpec
 
 log = logging.getLogger("edgeps.export")
@@ -32,6 +33,11 @@ class ExportJob:
     dynamic_hw: bool = False
     graph_centers: dict[str, Any] | None = None  # threshold/nms_kernel/top_k: centers in the graph
     batch: int | str = 1  # frames per model call: 1, a fixed N, or "dynamic" (BATCH_FORMATS only)
+
+    def output_heads(self) -> list[str]:
+        """The graph's outputs in order: the four heads, then the center candidates when the graph
+        extracts centers (``--postprocess graph``)."""
+        return list(OUTPUT_HEADS) + (list(GRAPH_CENTER_HEADS) if self.graph_centers is not None else [])
 
 
 @dataclass

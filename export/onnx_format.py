@@ -22,7 +22,7 @@ import torch
 
 from edgeps.errors import ConfigError, ExportError
 from edgeps.export.job import ExportArtifact, ExportJob, timed_export
-from edgeps.model.deploy import GRAPH_CENTER_HEADS, OUTPUT_HEADS, DeployModel
+from edgeps.model.deploy import DeployModel
 
 log = logging.getLogger("edgeps.export.onnx")
 
@@ -41,7 +41,7 @@ def _export_fp32(job: ExportJob, path) -> str:
     ``torchscript`` at opset 17 when the dynamo exporter failed)."""
     # no Softmax op: ORT runs one over the class axis through a transpose (DeployModel's exp_sum)
     deploy = DeployModel(job.model, prob_op="exp_sum", centers=job.graph_centers).eval()
-    heads = list(OUTPUT_HEADS) + (list(GRAPH_CENTER_HEADS) if job.graph_centers is not None else [])
+    heads = job.output_heads()
     # A batched export is traced with a dynamic batch (an example of 2: torch.export specializes
     # a dimension of size 1) and calibrated at batch 1; a fixed N is set on the file at the end.
     batched = job.batch != 1

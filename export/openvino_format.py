@@ -44,7 +44,7 @@ import torch
 
 from edgeps.errors import ConfigError, ExportError
 from edgeps.export.job import ExportArtifact, ExportJob, timed_export
-from edgeps.model.deploy import GRAPH_CENTER_HEADS, OUTPUT_HEADS, DeployModel
+from edgeps.model.deploy import DeployModel
 
 log = logging.getLogger("edgeps.export.openvino")
 
@@ -62,7 +62,7 @@ def convert(job: ExportJob) -> Any:
     import openvino as ov
 
     deploy = DeployModel(job.model, centers=job.graph_centers).eval()
-    heads = graph_heads(job)
+    heads = job.output_heads()
     h, w = job.spec.size
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -75,12 +75,6 @@ def convert(job: ExportJob) -> Any:
         output.get_tensor().set_names({head})
     model.inputs[0].get_tensor().set_names({"input"})
     return model
-
-
-def graph_heads(job: ExportJob) -> list[str]:
-    """The model's outputs in order: the four heads, then the center candidates when the graph
-    extracts centers (``--postprocess graph``)."""
-    return list(OUTPUT_HEADS) + (list(GRAPH_CENTER_HEADS) if job.graph_centers is not None else [])
 
 
 def check_outputs(model: Any, heads: list[str]) -> None:
@@ -193,7 +187,7 @@ def export(job: ExportJob) -> ExportArtifact:
         n = -1 if job.batch == "dynamic" else int(job.batch)
         model.reshape({model.inputs[0]: [n, 3, -1, -1] if job.dynamic_hw else [n, 3, h, w]})
         target["batch"] = job.batch
-    check_outputs(model, graph_heads(job))
+    check_outputs(model, job.output_heads())
     ov.save_model(model, str(path), compress_to_fp16=job.precision == "fp16")
     target["versions"] = versions()
     return ExportArtifact(job.model_file, target)

@@ -26,7 +26,7 @@ from edgeps.export.job import ExportJob
 from edgeps.export.parity import check_parity, parity_report
 from edgeps.formats import BATCH_FORMATS, FORMATS, GRAPH_POSTPROCESS_FORMATS, check_export_request
 from edgeps.hashing import file_sha256
-from edgeps.model.deploy import GRAPH_CENTER_HEADS, OUTPUT_HEADS, OUTPUT_LAYOUTS
+from edgeps.model.deploy import OUTPUT_LAYOUTS
 from edgeps.preprocess import InputSpec
 from edgeps.training.inference import TorchPredictor, model_from_checkpoint
 from edgeps.validate import check_batch_value
@@ -280,7 +280,7 @@ def _export_one(fmt: str, precision: str, run: _ExportRun) -> ExportResult:
             run.graph_centers if fmt in GRAPH_POSTPROCESS_FORMATS else None,
             run.batch if fmt in BATCH_FORMATS else 1,
         )
-        heads = list(OUTPUT_HEADS) + (list(GRAPH_CENTER_HEADS) if job.graph_centers is not None else [])
+        heads = job.output_heads()
         try:
             art = module.export(job)
         except (ConfigError, ExportError):

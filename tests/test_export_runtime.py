@@ -348,14 +348,16 @@ def test_graph_center_candidates_agree_with_the_host_on_random_heatmaps(tmp_path
 
 @pytest.fixture(scope="session")
 def graph_bundles(tiny_checkpoint, tmp_path_factory):
-    """Centers in the graph: onnx-fp32 and openvino-int8 (NNCF must leave the extraction float)."""
+    """Centers in the graph: onnx-fp32, openvino-int8 and tflite-int8 (the int8 quantizers must
+    leave the extraction float)."""
     from edgeps.export.pipeline import export_bundles
 
     out = tmp_path_factory.mktemp("graph_bundle")
     kw = {"parity_data": "synth:val:2", "parity_images": 2, "postprocess": "graph", "calib": "synth:train:4"}
     (onnx,) = export_bundles(tiny_checkpoint, ["onnx"], ["fp32"], out, **kw)
     (openvino,) = export_bundles(tiny_checkpoint, ["openvino"], ["int8"], out, calib_images=4, **kw)
-    return {"onnx-fp32": onnx, "openvino-int8": openvino}
+    (tflite,) = export_bundles(tiny_checkpoint, ["tflite"], ["int8"], out, calib_images=4, **kw)
+    return {"onnx-fp32": onnx, "openvino-int8": openvino, "tflite-int8": tflite}
 
 
 @pytest.fixture(scope="session")
@@ -363,7 +365,7 @@ def graph_bundle(graph_bundles):
     return graph_bundles["onnx-fp32"]
 
 
-@pytest.mark.parametrize("name", ["onnx-fp32", "openvino-int8"])
+@pytest.mark.parametrize("name", ["onnx-fp32", "openvino-int8", "tflite-int8"])
 def test_graph_postprocess_bundle_matches_the_host_path(graph_bundles, bundles, name):
     graph_bundle = graph_bundles[name]
     from edgeps.bundle import HEADS
