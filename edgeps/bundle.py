@@ -24,13 +24,18 @@ from edgeps.preprocess import InputSpec
 from edgeps.validate import check_batch_value, check_choice, check_mapping
 
 MANIFEST_NAME = "edgeps.yaml"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the optional grouping output (``instance``); version-1 bundles still load
+READABLE_FORMAT_VERSIONS = (1, 2)
 # The heads of every exported graph, in output order (manifests index outputs by position), and
 # their layouts: semantic is the class map (argmax in the graph), the others are float maps.
 HEADS = ("semantic", "semantic_prob", "center", "offset")
 # With the center extraction in the graph (``graph_centers`` in the manifest), two more outputs
 # after those: the top-K candidates of the peak map (see edgeps.model.deploy.center_candidates).
 CENTER_HEADS = ("center_index", "center_score")
+# With the grouping in the graph too (``graph_centers.grouping``), one more output after those:
+# each thing pixel's center, 1 + its position among the candidates, 0 elsewhere
+# (see edgeps.model.deploy.group_candidates).
+GROUPING_HEADS = ("instance",)
 HEAD_LAYOUTS = {
     "semantic": "NHW",
     "semantic_prob": "NHW",
@@ -38,9 +43,12 @@ HEAD_LAYOUTS = {
     "offset": "NCHW",
     "center_index": "NK",
     "center_score": "NK",
+    "instance": "NHW",
 }
 FLOAT_HEADS = HEADS[1:]
-POSTPROCESS_PLACES = ("host", "graph")  # where the center extraction runs (export --postprocess)
+# Where post-processing runs (export --postprocess): all on the host, the center extraction in the
+# graph, or the center extraction and the pixel grouping in the graph.
+POSTPROCESS_PLACES = ("host", "graph", "grouping")
 
 
 @dataclass
@@ -144,9 +152,10 @@ def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
     if not isinstance(raw, dict):
         raise FormatError(f"{where}: expected a mapping at the top level, got {type(raw).__name__}")
     check_mapping(raw, _TOP_KEYS, where, required=_REQUIRED, error=FormatError)
-    if raw["format_version"] != FORMAT_VERSION:
+    if raw["format_version"] not in READABLE_FORMAT_VERSIONS:
         raise FormatError(
-            f"{where}.format_version: this edgeps reads version {FORMAT_VERSION}, the bundle has "
+            f"{where}.format_version: this edgeps reads versions "
+            f"{', '.join(map(str, READABLE_FORMAT_VERSIONS))}, the bundle has "
             f"{raw['format_version']}"
         )
     check_choice(raw["format"], FORMATS, f"{where}.format", error=FormatError)
@@ -185,7 +194,9 @@ def manifest_from_dict(raw: Any, where: str = MANIFEST_NAME) -> Manifest:
         if head not in outputs:
             raise FormatError(f"{where}.outputs: missing head '{head}'")
     graph_centers = raw.get("graph_centers")
-    known = HEADS + CENTER_HEADS if graph_centers is not None else HEADS
+    known = HEADS
+    if isinstance(graph_centers, dict):
+        known = HEADS + CENTER_HEADS + (GROUPING_HEADS if graph_centers.get("grouping") else ())
     for head, desc in outputs.items():
         if head not in known:
             raise FormatError(f"{where}.outputs: unknown head '{head}' (known: {', '.join(known)})")
@@ -235,7 +246,7 @@ def _check_graph_centers(raw: Any, outputs: dict, where: str) -> None:
     """``graph_centers``: the settings the graph extracts centers with, and its two outputs."""
     check_mapping(
         raw,
-        {"threshold": (int, float), "nms_kernel": int, "top_k": int},
+        {"threshold": (int, float), "nms_kernel": int, "top_k": int, "grouping": bool, "thing_ids": list},
         where,
         required=("threshold", "nms_kernel", "top_k"),
         error=FormatError,
@@ -243,6 +254,12 @@ def _check_graph_centers(raw: Any, outputs: dict, where: str) -> None:
     missing = [h for h in CENTER_HEADS if h not in outputs]
     if missing:
         raise FormatError(f"{where}: the graph extracts centers, but outputs lack {', '.join(missing)}")
+    if raw.get("grouping"):
+        if "instance" not in outputs:
+            raise FormatError(f"{where}.grouping: the graph groups the pixels, but outputs lack instance")
+        ids = raw.get("thing_ids")
+        if not isinstance(ids, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in ids):
+            raise FormatError(f"{where}.thing_ids: expected the list of thing class ids the graph groups, got {ids!r}")
 
 
 def read_manifest(bundle_dir: str | Path) -> Manifest:

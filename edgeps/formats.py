@@ -122,6 +122,9 @@ FORMATS: dict[str, Format] = {
 
 # Formats whose export can put the center extraction in the graph (export --postprocess graph).
 GRAPH_POSTPROCESS_FORMATS = ("onnx", "openvino", "tflite")
+# Formats whose export can put the pixel grouping in the graph too (export --postprocess grouping,
+# for GPU targets); the others keep the grouping on the host.
+GRAPH_GROUPING_FORMATS = ("onnx", "openvino")
 # Formats whose export can give the model a batch dimension (export --batch N|dynamic); the
 # others (TFLite: a fixed-shape interpreter calibrated at batch 1) export batch 1.
 BATCH_FORMATS = ("onnx", "openvino")
@@ -186,6 +189,7 @@ def precisions_help() -> str:
 __all__ = [
     "BACKENDS",
     "FORMATS",
+    "GRAPH_GROUPING_FORMATS",
     "GRAPH_POSTPROCESS_FORMATS",
     "PRECISIONS",
     "PRECISION_TABLE",

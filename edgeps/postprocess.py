@@ -140,6 +140,34 @@ def centers_from_candidates(
     return np.stack([flat_idx // w, flat_idx % w], axis=1).astype(np.int64), scores
 
 
+def instance_from_graph(
+    instance: np.ndarray, index: np.ndarray, score: np.ndarray, shape: tuple[int, int], top_k: int | None
+) -> np.ndarray:
+    """A graph's grouping (:func:`edgeps.model.deploy.group_candidates`) in the host's numbering.
+
+    Args:
+        instance: (H, W) integer, 0 off the thing pixels, else 1 + a candidate position.
+        index, score, shape, top_k: as for :func:`centers_from_candidates`.
+    Returns:
+        (H, W) unsigned map as :func:`group_pixels` gives it: 0 off the thing pixels, else
+        1 + the index of the center among ``centers_from_candidates``' (row-major) centers.
+    """
+    index = np.asarray(index).reshape(-1).astype(np.int64)
+    score = np.asarray(score).reshape(-1)
+    keep = score > 0
+    h, w = shape
+    if top_k is not None and top_k < h * w and int(keep.sum()) >= top_k:
+        keep &= score > score[keep].min()
+    positions = np.flatnonzero(keep)
+    order = positions[np.argsort(index[keep], kind="stable")]  # host center i <- candidate order[i]
+    lut = np.zeros(index.size + 1, dtype=np.uint8 if order.size < 255 else np.int64)
+    lut[order + 1] = np.arange(1, order.size + 1)
+    instance = np.asarray(instance)
+    if instance.min(initial=0) < 0 or instance.max(initial=0) > index.size:
+        raise InputShapeError(f"instance: values must be 0..{index.size} (1 + a candidate position)")
+    return lut[instance]
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. grouping
 # ---------------------------------------------------------------------------------------------
@@ -546,12 +574,14 @@ def panoptic_prediction_from_heads(
     semantic_prob: np.ndarray | None = None,
     compute_scores: bool = True,
     center_candidates: tuple[np.ndarray, np.ndarray] | None = None,
+    instance: np.ndarray | None = None,
 ) -> PanopticPrediction:
     """Like :func:`panoptic_from_heads`, plus centers and per-segment scores.
 
     ``center_candidates``: (flat index (K,), score (K,)) from a graph that ran the center
     extraction with these settings (see :func:`centers_from_candidates`); the heatmap is then
-    not scanned here.
+    not scanned here. ``instance``: with them, the (H, W) grouping the graph did too (see
+    :func:`instance_from_graph`); the pixels are then not grouped here.
 
     ``semantic_prob`` (H, W) is the max class probability (what the exported graph emits
     beside its ArgMax); given logits, it is computed here by softmax. Scores are left empty
@@ -594,7 +624,22 @@ def panoptic_prediction_from_heads(
         centers, center_scores = find_instance_centers(center_heatmap, threshold, nms_kernel, top_k)
     else:
         centers, center_scores = centers_from_candidates(*center_candidates, center_heatmap.shape, top_k)
-    if _fusable(semantic, n_classes, len(centers)):
+    if instance is not None:
+        if center_candidates is None:
+            raise InputShapeError("instance: a graph's grouping needs its center_candidates")
+        if np.shape(instance) != semantic.shape:
+            raise InputShapeError(f"instance: shape {np.shape(instance)} differs from semantic {semantic.shape}")
+        labels = instance_from_graph(instance, *center_candidates, center_heatmap.shape, top_k)
+        panoptic, instance_ids = merge_semantic_and_instance(
+            semantic,
+            labels,
+            thing_lut,
+            len(centers),
+            label_divisor=label_divisor,
+            stuff_area=stuff_area,
+            void_label=void_label,
+        )
+    elif _fusable(semantic, n_classes, len(centers)):
         # One byte per pixel from here on: the class id, replaced on thing pixels by the
         # grouping's label placed after the class ids.
         semantic = np.ascontiguousarray(semantic)
@@ -784,9 +829,10 @@ def panoptic_from_outputs(
     ``outputs``: ``semantic`` (class map (1, H, W) int, or logits (1, C, H, W) float),
     optional ``semantic_prob`` (1, H, W), ``center`` (1, 1, H, W), ``offset`` (1, 2, H, W)
     (dy, dx) in model-input pixels; optional ``center_index`` / ``center_score`` (1, K), the
-    graph's center candidates (used as they are: the caller drops them when the settings are
-    not those the graph was exported with). Post-processing runs at the model's resolution (so
-    ``stuff_area`` counts model pixels); with a ``geometry`` from preprocessing the map is then
+    graph's center candidates, and ``instance`` (1, H, W), the graph's grouping (used as they
+    are: the caller drops them when the settings are not those the graph was exported with).
+    Post-processing runs at the model's resolution (so ``stuff_area`` counts model pixels);
+    with a ``geometry`` from preprocessing the map is then
     cropped of letterbox padding and resized (nearest) to the frame, centers likewise.
     """
     s = settings or PostprocessSettings()
@@ -816,6 +862,7 @@ def panoptic_from_outputs(
             if "center_index" in outputs and "center_score" in outputs
             else None
         ),
+        instance=_squeeze_batch("instance", outputs["instance"], 2) if "instance" in outputs else None,
     )
     if geometry is not None:
         g = geometry

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from edgeps.calibration.sets import CalibrationSet
-from edgeps.model.deploy import GRAPH_CENTER_HEADS, OUTPUT_HEADS
+from edgeps.model.deploy import GRAPH_CENTER_HEADS, GRAPH_GROUPING_HEADS, OUTPUT_HEADS
 from edgeps.preprocess import InputSpec
 
 log = logging.getLogger("edgeps.export")
@@ -31,13 +31,18 @@ class ExportJob:
     calibration: CalibrationSet | None = None
     target: str = "generic"
     dynamic_hw: bool = False
-    graph_centers: dict[str, Any] | None = None  # threshold/nms_kernel/top_k: centers in the graph
+    # threshold/nms_kernel/top_k: centers in the graph (+ grouping, thing_ids: the grouping too)
+    graph_centers: dict[str, Any] | None = None
     batch: int | str = 1  # frames per model call: 1, a fixed N, or "dynamic" (BATCH_FORMATS only)
 
     def output_heads(self) -> list[str]:
         """The graph's outputs in order: the four heads, then the center candidates when the graph
-        extracts centers (``--postprocess graph``)."""
-        return list(OUTPUT_HEADS) + (list(GRAPH_CENTER_HEADS) if self.graph_centers is not None else [])
+        extracts centers (``--postprocess graph``), then the instance map when it groups the
+        pixels too (``--postprocess grouping``)."""
+        if self.graph_centers is None:
+            return list(OUTPUT_HEADS)
+        grouping = list(GRAPH_GROUPING_HEADS) if self.graph_centers.get("grouping") else []
+        return list(OUTPUT_HEADS) + list(GRAPH_CENTER_HEADS) + grouping
 
 
 @dataclass

@@ -24,7 +24,13 @@ from edgeps.calibration.sets import CalibrationSet, load_calibration_set
 from edgeps.errors import ConfigError, EdgepsError, ExportError
 from edgeps.export.job import ExportJob
 from edgeps.export.parity import check_parity, parity_report
-from edgeps.formats import BATCH_FORMATS, FORMATS, GRAPH_POSTPROCESS_FORMATS, check_export_request
+from edgeps.formats import (
+    BATCH_FORMATS,
+    FORMATS,
+    GRAPH_GROUPING_FORMATS,
+    GRAPH_POSTPROCESS_FORMATS,
+    check_export_request,
+)
 from edgeps.hashing import file_sha256
 from edgeps.model.deploy import OUTPUT_LAYOUTS
 from edgeps.preprocess import InputSpec
@@ -111,8 +117,11 @@ def export_bundles(
         postprocess: ``host`` (the runtime finds the centers in the heatmap) or ``graph``
             (the graph extracts them with the checkpoint's threshold / nms_kernel / top_k and
             outputs the top-K candidates; formats in GRAPH_POSTPROCESS_FORMATS only, the others
-            keep ``host`` and say so). Recorded in the manifest as ``graph_centers``; the parity
-            gate then also checks the panoptic maps against the host path.
+            keep ``host`` and say so), or ``grouping`` (``graph``, and the graph also groups the
+            thing pixels to their nearest voted center: the runtime receives the instance map;
+            formats in GRAPH_GROUPING_FORMATS, the others keep ``graph``). Recorded in the
+            manifest as ``graph_centers``; the parity gate then also checks the panoptic maps
+            against the host path.
         batch: frames per model call: 1, a fixed N (the runtime pads a shorter batch), or
             ``"dynamic"``; formats in BATCH_FORMATS only, the others export batch 1 and say so.
             Recorded in the manifest as ``input.batch``; the parity gate runs at batch 1 and
@@ -139,7 +148,7 @@ def export_bundles(
     model, categories, cfg = model_from_checkpoint(checkpoint)
     spec = InputSpec(size=tuple(size or cfg.data.input_size), resize=resize)
     cfg = _settings_at_size(cfg, spec.size)
-    graph_centers = _graph_centers(cfg, postprocess, dynamic_hw, [f for f, _ in jobs])
+    graph_centers = _graph_centers(cfg, postprocess, dynamic_hw, [f for f, _ in jobs], categories.thing_ids)
     calib, parity_data = _model_data(cfg, calib, parity_data, need_calib=any(p == "int8" for _, p in jobs))
     calibration: CalibrationSet | None = None
     if any(p == "int8" for _, p in jobs):
@@ -218,8 +227,12 @@ def check_batch(batch: Any, formats: list[str]) -> int | str:
     return batch
 
 
-def _graph_centers(cfg: Any, postprocess: str, dynamic_hw: bool, formats: list[str]) -> dict[str, Any] | None:
-    """The center-extraction settings a ``--postprocess graph`` export bakes in (None for host)."""
+def _graph_centers(
+    cfg: Any, postprocess: str, dynamic_hw: bool, formats: list[str], thing_ids: Any
+) -> dict[str, Any] | None:
+    """The settings a ``--postprocess graph|grouping`` export bakes in (None for host):
+    threshold / nms_kernel / top_k, and for ``grouping`` also ``grouping: True`` and the thing
+    class ids."""
     if postprocess == "host":
         return None
     post = cfg.postprocess
@@ -234,7 +247,26 @@ def _graph_centers(cfg: Any, postprocess: str, dynamic_hw: bool, formats: list[s
             ", ".join(host_only),
             ", ".join(GRAPH_POSTPROCESS_FORMATS),
         )
-    return {"threshold": float(post.threshold), "nms_kernel": int(post.nms_kernel), "top_k": int(post.top_k)}
+    centers = {"threshold": float(post.threshold), "nms_kernel": int(post.nms_kernel), "top_k": int(post.top_k)}
+    if postprocess != "grouping":
+        return centers
+    centers_only = sorted({f for f in formats if f in GRAPH_POSTPROCESS_FORMATS and f not in GRAPH_GROUPING_FORMATS})
+    if centers_only:
+        log.info(
+            "grouping stays on the host for %s (graph grouping: %s)",
+            ", ".join(centers_only),
+            ", ".join(GRAPH_GROUPING_FORMATS),
+        )
+    return {**centers, "grouping": True, "thing_ids": [int(t) for t in thing_ids]}
+
+
+def _graph_settings_for(fmt: str, graph_centers: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What ``fmt``'s graph gets of the run's graph post-processing settings."""
+    if graph_centers is None or fmt not in GRAPH_POSTPROCESS_FORMATS:
+        return None
+    if graph_centers.get("grouping") and fmt not in GRAPH_GROUPING_FORMATS:
+        return {k: v for k, v in graph_centers.items() if k not in ("grouping", "thing_ids")}
+    return graph_centers
 
 
 def _settings_at_size(cfg: Any, size: tuple[int, int]) -> Any:
@@ -277,7 +309,7 @@ def _export_one(fmt: str, precision: str, run: _ExportRun) -> ExportResult:
             run.calibration,
             run.target,
             run.dynamic_hw,
-            run.graph_centers if fmt in GRAPH_POSTPROCESS_FORMATS else None,
+            _graph_settings_for(fmt, run.graph_centers),
             run.batch if fmt in BATCH_FORMATS else 1,
         )
         heads = job.output_heads()

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeps.bundle import CENTER_HEADS, MANIFEST_NAME, Manifest
+from edgeps.bundle import CENTER_HEADS, GROUPING_HEADS, MANIFEST_NAME, Manifest
 from edgeps.errors import FormatError, InputShapeError
 from edgeps.postprocess import PostprocessSettings, panoptic_from_outputs
 from edgeps.preprocess import as_bgr, frame_geometry, preprocess
@@ -141,7 +141,7 @@ class Runtime:
         segments. A separate stage so a streaming pipeline can run it on its own thread."""
         self._check_classes(heads.get("semantic"))
         if self.manifest.graph_centers is not None and not self._graph_centers_apply():
-            heads = {h: v for h, v in heads.items() if h not in CENTER_HEADS}
+            heads = {h: v for h, v in heads.items() if h not in CENTER_HEADS + GROUPING_HEADS}
         pred = panoptic_from_outputs(
             heads,
             thing_ids=self.thing_ids,

@@ -191,7 +191,7 @@ MANIFEST_CASES = {
         lambda m: m["categories"][0].update(id=2**40),
         "categories[0]: field 'id' must be an integer 0..65535",
     ),
-    "unknown-version": (_set("format_version", 2), "format_version: this edgeps reads version 1, the bundle has 2"),
+    "unknown-version": (_set("format_version", 3), "format_version: this edgeps reads versions 1, 2, the bundle has 3"),
     "unknown-format": (_set("format", "caffe"), "format: expected one of torch, onnx, openvino, tflite, got 'caffe'"),
     "duplicate-category-ids": (
         lambda m: m["categories"].append(dict(m["categories"][0], name="copy")),

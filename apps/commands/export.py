@@ -9,9 +9,11 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from edgeps.bundle import POSTPROCESS_PLACES
     from edgeps.formats import (
         BATCH_FORMATS,
         FORMATS,
+        GRAPH_GROUPING_FORMATS,
         GRAPH_POSTPROCESS_FORMATS,
         PRECISIONS,
         formats_help,
@@ -48,9 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dynamic-hw", action="store_true", help="ONNX with dynamic input height/width")
     parser.add_argument(
         "--postprocess",
-        choices=["host", "graph"],
+        choices=list(POSTPROCESS_PLACES),
         help=f"graph: center extraction (max-pool NMS, threshold, top-k) inside the graph "
-        f"({', '.join(GRAPH_POSTPROCESS_FORMATS)}; others keep host), recorded in the manifest and parity-checked; "
+        f"({', '.join(GRAPH_POSTPROCESS_FORMATS)}; others keep host); grouping: that and each thing pixel "
+        f"grouped to its nearest voted center in the graph too, for GPU targets "
+        f"({', '.join(GRAPH_GROUPING_FORMATS)}; others keep graph); recorded in the manifest and parity-checked; "
         "host: all post-processing on the host (default, graph for --target tensorrt or gpu)",
     )
     parser.add_argument(

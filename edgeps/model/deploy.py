@@ -15,11 +15,13 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from edgeps.bundle import CENTER_HEADS, HEAD_LAYOUTS, HEADS
+from edgeps.bundle import CENTER_HEADS, GROUPING_HEADS, HEAD_LAYOUTS, HEADS
 
 OUTPUT_HEADS = HEADS  # the output order of every exported graph (defined once, in edgeps.bundle)
 OUTPUT_LAYOUTS = HEAD_LAYOUTS
 GRAPH_CENTER_HEADS = CENTER_HEADS  # appended after OUTPUT_HEADS when the graph extracts centers
+GRAPH_GROUPING_HEADS = GROUPING_HEADS  # appended after those when the graph groups the pixels too
+GROUPING_CHUNK = 16  # candidates per distance tensor: 16 x H x W float32 (134 MB at 1024x2048)
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
@@ -49,7 +51,9 @@ class DeployModel(nn.Module):
     ``centers``: a dict with ``threshold``, ``nms_kernel``, ``top_k`` (the post-processing
     settings) puts the center extraction in the graph: two more outputs, ``center_index``
     (N, K) int64 flat pixel indices and ``center_score`` (N, K) float32, K = min(top_k, H * W),
-    from :func:`center_candidates`."""
+    from :func:`center_candidates`. With ``"grouping": True`` and ``"thing_ids"`` in it, the graph
+    also groups the pixels (:func:`group_candidates`): one more output, ``instance`` (N, H, W)
+    int32."""
 
     def __init__(self, model: nn.Module, fold_bn: bool = True, prob_op: str = "softmax", centers: dict | None = None):
         super().__init__()
@@ -67,7 +71,11 @@ class DeployModel(nn.Module):
         if self.centers is None:
             return heads
         c = self.centers
-        return (*heads, *center_candidates(out["center"], c["threshold"], c["nms_kernel"], c["top_k"]))
+        index, score = center_candidates(out["center"], c["threshold"], c["nms_kernel"], c["top_k"])
+        if not c.get("grouping"):
+            return (*heads, index, score)
+        instance = group_candidates(heads[0], out["offset"], index, score, c["thing_ids"], c["top_k"])
+        return (*heads, index, score, instance)
 
 
 def center_candidates(
@@ -87,6 +95,58 @@ def center_candidates(
     k = min(int(top_k), heatmap.shape[-2] * heatmap.shape[-1])
     score, index = torch.topk(flat, k, dim=1)
     return index, score
+
+
+def group_candidates(
+    semantic: torch.Tensor,
+    offset: torch.Tensor,
+    index: torch.Tensor,
+    score: torch.Tensor,
+    thing_ids: list[int] | tuple[int, ...],
+    top_k: int,
+    chunk: int = GROUPING_CHUNK,
+) -> torch.Tensor:
+    """Each thing pixel to the nearest center its offset votes for, in the graph.
+
+    Args:
+        semantic: (N, H, W) class map; offset: (N, 2, H, W) (dy, dx) in pixels.
+        index, score: (N, K) the candidates of :func:`center_candidates` (score 0: no peak).
+        thing_ids: the thing classes; top_k: the value the candidates were extracted with.
+        chunk: candidates per distance tensor (memory: chunk x H x W in the offsets' dtype).
+    Returns:
+        (N, H, W) int32: 0 off the thing pixels (and everywhere when no candidate is a center),
+        else 1 + the position in ``index`` of the nearest center to (y + dy, x + dx), squared
+        Euclidean, ties to the lower position. The centers are those
+        :func:`edgeps.postprocess.centers_from_candidates` keeps: the peaks, less the ties at the
+        K-th score when all K are peaks. The host maps positions to its own row-major order.
+    """
+    n, _, h, w = offset.shape
+    k = index.shape[1]
+    valid = score > 0
+    if top_k < h * w:  # all K are peaks: the K-th score may tie with peaks left out, so drop it
+        kth = score.min(dim=1, keepdim=True).values
+        valid = valid & ~(valid.all(dim=1, keepdim=True) & (score <= kth))
+    cy = torch.div(index, w, rounding_mode="floor").to(offset.dtype)
+    cx = (index - torch.div(index, w, rounding_mode="floor") * w).to(offset.dtype)
+    vy = offset[:, 0] + torch.arange(h, dtype=offset.dtype).view(1, h, 1)  # (N, H, W) voted positions
+    vx = offset[:, 1] + torch.arange(w, dtype=offset.dtype).view(1, 1, w)
+    inf = torch.tensor(float("inf"), dtype=offset.dtype)
+    best_d = torch.full_like(vy, float("inf"))
+    best_i = torch.zeros(vy.shape, dtype=torch.int64)
+    for start in range(0, k, chunk):  # unrolled in the graph: bounded memory, no loop op
+        stop = min(start + chunk, k)
+        dy = vy.unsqueeze(1) - cy[:, start:stop, None, None]
+        dx = vx.unsqueeze(1) - cx[:, start:stop, None, None]
+        d = torch.where(valid[:, start:stop, None, None], dy * dy + dx * dx, inf)
+        d_min, arg = d.min(dim=1)
+        better = d_min < best_d  # strict: an equal distance keeps the lower position
+        best_i = torch.where(better, arg + start, best_i)
+        best_d = torch.where(better, d_min, best_d)
+    thing = torch.zeros(semantic.shape, dtype=torch.bool)
+    for t in thing_ids:
+        thing = thing | (semantic == int(t))
+    found = thing & torch.isfinite(best_d)
+    return torch.where(found, best_i + 1, torch.zeros_like(best_i)).to(torch.int32)
 
 
 def semantic_heads(logits: torch.Tensor, prob_op: str = "softmax") -> tuple[torch.Tensor, torch.Tensor]:
