@@ -160,11 +160,16 @@ def instance_from_graph(
         keep &= score > score[keep].min()
     positions = np.flatnonzero(keep)
     order = positions[np.argsort(index[keep], kind="stable")]  # host center i <- candidate order[i]
-    lut = np.zeros(index.size + 1, dtype=np.uint8 if order.size < 255 else np.int64)
-    lut[order + 1] = np.arange(1, order.size + 1)
     instance = np.asarray(instance)
-    if instance.min(initial=0) < 0 or instance.max(initial=0) > index.size:
+    lo, hi = (0.0, 0.0) if instance.size == 0 else cv2.minMaxLoc(instance.astype(np.int32, copy=False))[:2]
+    if lo < 0 or hi > index.size:
         raise InputShapeError(f"instance: values must be 0..{index.size} (1 + a candidate position)")
+    if index.size < 255:  # one byte per pixel: OpenCV's LUT
+        table = np.zeros(256, dtype=np.uint8)
+        table[order + 1] = np.arange(1, order.size + 1)
+        return cv2.LUT(instance.astype(np.uint8), table)
+    lut = np.zeros(index.size + 1, dtype=np.int64)
+    lut[order + 1] = np.arange(1, order.size + 1)
     return lut[instance]
 
 

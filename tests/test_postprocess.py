@@ -349,6 +349,7 @@ def test_bench_postprocess_reports_the_floor_and_the_graph_centers_path(tmp_path
     (row,) = json.loads(out.read_text())
     assert row["copy_ms"] > 0 and row["floor_ratio"] == pytest.approx(row["class_map_ms"] / row["copy_ms"])
     assert row["graph_centers_ms"] > 0 and "copy pass" in capsys.readouterr().out
+    assert row["graph_grouping_floor_ratio"] == pytest.approx(row["graph_grouping_ms"] / row["copy_ms"])
 
 
 @pytest.mark.parametrize("seed", range(10))

@@ -5,7 +5,9 @@ offsets that point at their centers (plus noise), label noise, and extra heatmap
 that ``top_k`` binds. Beside each time it prints the floor: one ``np.copyto`` pass over the
 same heads, timed in the same loop (calls alternate), and the ratio of the two; and what is left
 on the host when the graph extracts the centers (``export --postprocess graph``: the host gets
-the top-K candidates and does not scan the heatmap).
+the top-K candidates and does not scan the heatmap) and when it groups the pixels too
+(``--postprocess grouping``: the host maps the instance output to its centers and votes the
+classes).
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ from collections.abc import Callable
 import numpy as np
 
 from edgeps.data.synthetic import SYNTH_CATEGORIES, noisy_heads, random_scene
-from edgeps.postprocess import find_instance_centers, panoptic_from_heads, panoptic_prediction_from_heads
+from edgeps.postprocess import (
+    find_instance_centers,
+    group_pixels,
+    panoptic_from_heads,
+    panoptic_prediction_from_heads,
+)
 
 THING_IDS = tuple(SYNTH_CATEGORIES.thing_ids)
 
@@ -51,6 +58,16 @@ def graph_candidates(center: np.ndarray, top_k: int) -> tuple[np.ndarray, np.nda
     index[: best.size] = peaks[best, 0] * center.shape[1] + peaks[best, 1]
     score[: best.size] = scores[best]
     return index, score
+
+
+def graph_instance(sem: np.ndarray, offsets: np.ndarray, index: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """What a ``--postprocess grouping`` export outputs as ``instance`` for these heads (the host's
+    grouping, numbered by candidate position: 1 + position, 0 off the thing pixels)."""
+    keep = np.flatnonzero(score > 0)  # every candidate here is a peak or 0 (no K-th ties drawn)
+    order = keep[np.argsort(index[keep], kind="stable")]
+    centers = np.stack([index[order] // sem.shape[1], index[order] % sem.shape[1]], axis=1)
+    labels = group_pixels(np.isin(sem, THING_IDS), offsets, centers).astype(np.int64)
+    return np.where(labels > 0, order[np.maximum(labels - 1, 0)] + 1, 0).astype(np.int32)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,12 +130,28 @@ def run(args: argparse.Namespace) -> int:
                 s, c, o, thing_ids=THING_IDS, top_k=args.top_k, compute_scores=False, center_candidates=cand
             ).panoptic
 
+        instance = graph_instance(sem, offsets, *candidates)
+
+        def call_graph_grouping(s=sem, c=center, o=offsets, cand=candidates, inst=instance):
+            return panoptic_prediction_from_heads(
+                s,
+                c,
+                o,
+                thing_ids=THING_IDS,
+                top_k=args.top_k,
+                compute_scores=False,
+                center_candidates=cand,
+                instance=inst,
+            ).panoptic
+
         pan = call()
         if not np.array_equal(call_graph_centers(), pan):
             raise RuntimeError("graph centers and host centers gave different maps")
+        if not np.array_equal(call_graph_grouping(), pan):
+            raise RuntimeError("graph grouping and host grouping gave different maps")
         n_inst = int(np.unique(pan[pan % 1000 > 0]).size)
-        post_ms, graph_ms, copy_ms = _medians_ms(
-            [call, call_graph_centers, copy_pass(sem, center, offsets)], args.repeats
+        post_ms, graph_ms, grouping_ms, copy_ms = _medians_ms(
+            [call, call_graph_centers, call_graph_grouping, copy_pass(sem, center, offsets)], args.repeats
         )
         row = {
             "size": size,
@@ -127,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
             "copy_ms": copy_ms,
             "floor_ratio": post_ms / copy_ms,
             "graph_centers_floor_ratio": graph_ms / copy_ms,
+            "graph_grouping_ms": grouping_ms,
+            "graph_grouping_floor_ratio": grouping_ms / copy_ms,
             "instances": n_inst,
             **stats,
         }
@@ -145,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
         line = (
             f"{size:>10}: {row['class_map_ms']:7.2f} ms median of {args.repeats}, "
             f"copy pass {copy_ms:.2f} ms, ratio {row['floor_ratio']:.1f}; centers in the graph: {graph_ms:.2f} ms, "
-            f"ratio {row['graph_centers_floor_ratio']:.1f} "
+            f"ratio {row['graph_centers_floor_ratio']:.1f}; grouping in the graph: {grouping_ms:.2f} ms, "
+            f"ratio {row['graph_grouping_floor_ratio']:.1f} "
             f"({n_inst} instances of {stats['gt_instances']}, {stats['thing_fraction'] * 100:.0f}% thing pixels, "
             f"{stats['peaks_above_threshold']} heatmap peaks > threshold, top_k {args.top_k})"
         )
