@@ -16,7 +16,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     (
         "tune-postprocess",
         "tune_postprocess",
-        "choose post-processing settings (center threshold, NMS kernel, top-k, stuff area) on held-out data",
+        "choose post-processing settings (center threshold, NMS kernel, top-k, stuff and thing area) on held-out data",
     ),
     ("eval-video", "eval_video", "STQ/AQ/SQ, VPQ, id switches and tracked %% of a model plus the tracker on videos"),
     ("data", "data", "write synthetic street data (images, video, COCO-panoptic GT); dataset statistics"),
