@@ -114,6 +114,22 @@ def find_instance_centers(
     return centers, scores
 
 
+def _candidate_order(
+    index: np.ndarray, score: np.ndarray, shape: tuple[int, int], top_k: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flat index (K,) int64, score (K,), positions of the candidates that are centers in
+    row-major order): the peaks (non-peaks are 0; a peak is > max(threshold, 0)), less the ties
+    at the K-th score when all K are peaks (the top_k-th score may tie with peaks left out)."""
+    index = np.asarray(index).reshape(-1).astype(np.int64)
+    score = np.asarray(score).reshape(-1)
+    keep = score > 0
+    h, w = shape
+    if top_k is not None and top_k < h * w and int(keep.sum()) >= top_k:
+        keep &= score > score[keep].min()
+    positions = np.flatnonzero(keep)
+    return index, score, positions[np.argsort(index[positions], kind="stable")]
+
+
 def centers_from_candidates(
     index: np.ndarray, score: np.ndarray, shape: tuple[int, int], top_k: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -128,15 +144,9 @@ def centers_from_candidates(
         centers (K', 2) int64 (y, x) in row-major order and their scores (K',): the same as
         :func:`find_instance_centers` on that heatmap with the graph's settings.
     """
-    index = np.asarray(index).reshape(-1).astype(np.int64)
-    score = np.asarray(score).reshape(-1)
-    keep = score > 0  # non-peaks are 0; a peak is > max(threshold, 0)
+    index, score, order = _candidate_order(index, score, shape, top_k)
     h, w = shape
-    if top_k is not None and top_k < h * w and int(keep.sum()) >= top_k:
-        kth = score[keep].min()  # all K are peaks: the smallest is the top_k-th score
-        keep &= score > kth
-    order = np.argsort(index[keep], kind="stable")
-    flat_idx, scores = index[keep][order], score[keep][order]
+    flat_idx, scores = index[order], score[order]
     return np.stack([flat_idx // w, flat_idx % w], axis=1).astype(np.int64), scores
 
 
@@ -152,14 +162,7 @@ def instance_from_graph(
         (H, W) unsigned map as :func:`group_pixels` gives it: 0 off the thing pixels, else
         1 + the index of the center among ``centers_from_candidates``' (row-major) centers.
     """
-    index = np.asarray(index).reshape(-1).astype(np.int64)
-    score = np.asarray(score).reshape(-1)
-    keep = score > 0
-    h, w = shape
-    if top_k is not None and top_k < h * w and int(keep.sum()) >= top_k:
-        keep &= score > score[keep].min()
-    positions = np.flatnonzero(keep)
-    order = positions[np.argsort(index[keep], kind="stable")]  # host center i <- candidate order[i]
+    index, _, order = _candidate_order(index, score, shape, top_k)  # host center i <- candidate order[i]
     instance = np.asarray(instance)
     lo, hi = (0.0, 0.0) if instance.size == 0 else cv2.minMaxLoc(instance.astype(np.int32, copy=False))[:2]
     if lo < 0 or hi > index.size:
